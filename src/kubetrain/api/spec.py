@@ -128,7 +128,13 @@ class DatasetSpec(SpecModel):
         0.2, gt=0.0, lt=1.0, description="Fraction held out for validation when none is given."
     )
     batch_size: int = Field(64, ge=1, le=65536, description="Per-worker batch size.")
-    image_size: int = Field(224, ge=8, description="Image side in pixels (image_folder).")
+    image_size: int | None = Field(
+        None,
+        ge=8,
+        le=1024,
+        description="Image side in pixels; default: the source's own (28 digits/mnist, 32 cifar10,"
+        " 224 image_folder).",
+    )
     max_length: int = Field(128, ge=4, le=4096, description="Tokens per text sample.")
     label_column: str = Field("label", description="CSV column holding the class label.")
     samples: int = Field(2048, ge=16, description="Number of samples (synthetic).")

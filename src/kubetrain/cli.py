@@ -1,0 +1,124 @@
+"""`kubetrain`: run a TrainingJob YAML locally, validate it, or print the CRD."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kubetrain.api import InvalidTrainingJob, load_job, render_crd_yaml
+
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a TrainingJob YAML on a local Ray cluster")
+    run.add_argument("file", type=Path, help="TrainingJob YAML (the same you would kubectl apply)")
+    run.add_argument("--workers", type=int, help="override spec.distributed.workers")
+    run.add_argument("--backend", help="override spec.distributed.backend (ddp, deepspeed)")
+    run.add_argument("--epochs", type=int, help="override spec.training.epochs")
+    run.add_argument("--storage", help="override spec.checkpoint.storagePath")
+    run.add_argument("--metrics-port", type=int, help="override spec.metrics.port")
+    run.add_argument("--no-metrics", action="store_true", help="serve no Prometheus metrics")
+    run.add_argument("--address", help="attach to an existing Ray cluster instead of a new one")
+    run.add_argument("--output", type=Path, help="also write the result JSON here")
+    run.add_argument("-v", "--verbose", action="store_true", help="show Ray's and workers' logs")
+
+    val = sub.add_parser("validate", help="check a TrainingJob YAML without running it")
+    val.add_argument("file", type=Path)
+
+    crd = sub.add_parser("crd", help="print the TrainingJob CRD generated from the spec models")
+    crd.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Imported here: `validate` and `crd` must not pay for importing torch and Ray.
+    from kubetrain.runner import (
+        ConsoleSink,
+        JobFailed,
+        LocalCluster,
+        Overrides,
+        PreflightError,
+        run_job,
+    )
+
+    job = load_job(args.file)
+    job = Overrides(
+        workers=args.workers,
+        backend=args.backend,
+        storage_path=args.storage,
+        metrics_port=args.metrics_port,
+        metrics_enabled=False if args.no_metrics else None,
+        epochs=args.epochs,
+    ).apply(job)
+    spec = job.spec
+    print(
+        f"kubetrain: {job.name}: {spec.model.name.value} on {spec.dataset.source.value}, "
+        f"{spec.distributed.workers} worker(s), {spec.distributed.backend.value}, "
+        f"{spec.training.epochs} epochs; checkpoints in {spec.checkpoint.storage_path}",
+        flush=True,
+    )
+    if spec.metrics.enabled:
+        last = spec.metrics.port + spec.distributed.workers - 1
+        print(f"kubetrain: metrics on http://127.0.0.1:{spec.metrics.port}-{last}/metrics")
+    try:
+        result = run_job(job, ConsoleSink(), cluster=LocalCluster(address=args.address,
+                                                                  verbose=args.verbose))
+    except PreflightError as exc:
+        print(f"kubetrain: invalid job: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except JobFailed as exc:
+        print(f"kubetrain: {job.name}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(result.to_json(with_history=False))
+    if args.output:
+        args.output.write_text(result.to_json())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            job = load_job(args.file)
+            print(f"{args.file}: TrainingJob {job.name!r} is valid")
+            return 0
+        text = render_crd_yaml()
+        if args.output:
+            args.output.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    except InvalidTrainingJob as exc:
+        print(f"kubetrain: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("\nkubetrain: interrupted; stopping the workers", file=sys.stderr)
+        _shutdown_ray()
+        return EXIT_INTERRUPTED
+
+
+def _shutdown_ray() -> None:
+    # A second Ctrl-C during shutdown should not print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except Exception:  # shutting down anyway
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""The driver: runs a TrainingJob under Ray Train and reports its progress."""
+
+from kubetrain.runner.preflight import PreflightError
+from kubetrain.runner.progress import ConsoleSink, EpochReport, ProgressSink, WorkerFailure
+from kubetrain.runner.ray_job import JobFailed, LocalCluster, Overrides, RunResult, run_job
+
+__all__ = [
+    "ConsoleSink",
+    "EpochReport",
+    "JobFailed",
+    "LocalCluster",
+    "Overrides",
+    "PreflightError",
+    "ProgressSink",
+    "RunResult",
+    "WorkerFailure",
+    "run_job",
+]

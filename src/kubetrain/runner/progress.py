@@ -1,0 +1,130 @@
+"""Progress of a run as the user sees it: one line per epoch, with an ETA.
+
+Workers report to Ray Train's controller; `ProgressCallback` (running in the controller) forwards
+rank 0's report through a Ray queue to the driver, where a `ProgressSink` shows it: the console
+locally, the TrainingJob's status in a cluster.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+import ray.train
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    metrics: dict[str, Any]
+    checkpoint: str | None
+    at: float = field(default_factory=time.time)
+
+    @property
+    def epoch(self) -> int:
+        return int(self.metrics.get("epoch", 0))
+
+    @property
+    def total_epochs(self) -> int:
+        return int(self.metrics.get("total_epochs", 0))
+
+    @property
+    def metric_name(self) -> str:
+        return str(self.metrics.get("metric_name", "accuracy"))
+
+    @property
+    def metric(self) -> float | None:
+        value = self.metrics.get(f"val_{self.metric_name}")
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    ranks: tuple[int, ...]
+    error: str
+
+
+class ProgressSink(Protocol):
+    def on_epoch(self, report: EpochReport, eta_seconds: float | None) -> None: ...
+    def on_worker_failure(self, failure: WorkerFailure) -> None: ...
+
+
+class EtaEstimator:
+    """Remaining epochs times the mean wall time per epoch, measured between reports.
+
+    Worker start-up is not an epoch: the first report's estimate uses the workers' own
+    epoch time, later ones the wall time between this run's reports.
+    """
+
+    def __init__(self) -> None:
+        self.first: EpochReport | None = None
+
+    def eta(self, report: EpochReport) -> float | None:
+        remaining = report.total_epochs - report.epoch
+        if self.first is None:
+            self.first = report
+            seconds = report.metrics.get("epoch_seconds")
+            return None if seconds is None else max(0.0, float(seconds) * remaining)
+        epochs = report.epoch - self.first.epoch
+        if epochs <= 0:
+            return None
+        return max(0.0, (report.at - self.first.at) / epochs * remaining)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def format_progress(report: EpochReport, eta_seconds: float | None) -> str:
+    m = report.metrics
+    parts = [f"epoch {report.epoch}/{report.total_epochs}"]
+    if "val_loss" in m:
+        parts.append(f"loss {m['val_loss']:.4f}")
+    if report.metric is not None:
+        parts.append(f"{report.metric_name} {report.metric:.4f}")
+    if "samples_per_second" in m:
+        parts.append(f"{m['samples_per_second']:.0f} samples/s")
+    parts.append(f"ETA {format_duration(eta_seconds)}")
+    if m.get("stopped_early"):
+        parts.append("(early stop)")
+    if report.checkpoint:
+        parts.append("[checkpoint]")
+    return "  ".join(parts)
+
+
+class ConsoleSink:
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        self.stream = stream
+
+    def on_epoch(self, report: EpochReport, eta_seconds: float | None) -> None:
+        print(format_progress(report, eta_seconds), file=self.stream, flush=True)
+
+    def on_worker_failure(self, failure: WorkerFailure) -> None:
+        ranks = ", ".join(map(str, failure.ranks))
+        print(
+            f"worker {ranks} failed: {failure.error}; resuming from the last checkpoint",
+            file=self.stream,
+            flush=True,
+        )
+
+
+class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]
+    """Runs in Ray Train's controller actor; forwards reports to the driver's queue."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def after_report(
+        self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any
+    ) -> None:
+        path = getattr(checkpoint, "path", None)
+        self.queue.put(EpochReport(dict(metrics[0]), path))
+
+    def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+        first = next(iter(worker_exceptions.values()))
+        message = str(first).strip().splitlines()[-1] if str(first).strip() else repr(first)
+        self.queue.put(WorkerFailure(tuple(sorted(worker_exceptions)), message[:300]))

@@ -1,0 +1,1 @@
+"""The trainer runtime: what runs inside each Ray Train worker."""

@@ -1,0 +1,62 @@
+"""What a checkpoint holds, and how it is written to and read from a directory.
+
+Ray Train uploads the directory to the run's storage (local dir, PVC mount or S3) and hands the
+latest one back after a worker crash or when a job of the same name is started again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+MODEL_FILE = "model.pt"
+TRAINING_STATE_FILE = "training_state.pt"
+META_FILE = "meta.json"
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved as JSON beside the weights."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps completed
+    early_stopping: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def save(
+    directory: Path,
+    model: nn.Module,
+    optimizer: Optimizer,
+    scheduler: LRScheduler,
+    progress: Progress,
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), directory / MODEL_FILE)
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        directory / TRAINING_STATE_FILE,
+    )
+    (directory / META_FILE).write_text(json.dumps(asdict(progress), indent=2))
+
+
+def load(
+    directory: Path, model: nn.Module, optimizer: Optimizer, scheduler: LRScheduler
+) -> Progress:
+    model.load_state_dict(torch.load(directory / MODEL_FILE, map_location="cpu"))
+    state = torch.load(directory / TRAINING_STATE_FILE, map_location="cpu")
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return read_progress(directory)
+
+
+def read_progress(directory: Path) -> Progress:
+    return Progress(**json.loads((directory / META_FILE).read_text()))

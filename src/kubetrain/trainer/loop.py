@@ -1,0 +1,303 @@
+"""The data-parallel training loop that runs in every Ray Train worker.
+
+`WorkerLoop` holds one worker's model, optimizer and data shard. Its methods are small so that
+tests can drive a single optimizer step (`step`) as well as a whole run (`run`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from kubetrain.api.spec import Precision, TrainingJobSpec
+from kubetrain.trainer import checkpoint as ckpt
+from kubetrain.trainer.aggregation import Aggregator, distributed_ready
+from kubetrain.trainer.data import Splits, load_splits, shard
+from kubetrain.trainer.data.augment import augment_batch, is_enabled
+from kubetrain.trainer.data.info import InputKind
+from kubetrain.trainer.early_stopping import EarlyStopping
+from kubetrain.trainer.evaluation import classification_metrics, confusion_matrix
+from kubetrain.trainer.models import Freezable, build_model
+from kubetrain.trainer.optim import build_optimizer, build_scheduler, penalty
+from kubetrain.trainer.telemetry import WorkerMetrics
+
+Inputs = torch.Tensor | dict[str, torch.Tensor]
+Batch = tuple[Inputs, torch.Tensor]
+# Called after every epoch with the metrics and, when one was written, a checkpoint directory.
+ReportFn = Callable[[dict[str, Any], Path | None], None]
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    job: str
+    namespace: str
+    rank: int
+    world_size: int
+
+
+def to_device(inputs: Inputs, device: torch.device) -> Inputs:
+    if isinstance(inputs, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+    return inputs.to(device, non_blocking=True)
+
+
+def equal_shard(dataset: Dataset[Any], rank: int, world_size: int) -> Dataset[Any]:
+    """Every worker gets the same number of samples, so all take the same number of steps
+    (a worker with one extra batch would wait forever in DDP's allreduce)."""
+    usable = (len(dataset) // world_size) * world_size  # type: ignore[arg-type]
+    trimmed = torch.utils.data.Subset(dataset, range(usable))
+    return shard(trimmed, rank, world_size)
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    if distributed_ready():
+        dist.all_reduce(values)
+    return values
+
+
+class WorkerLoop:
+    def __init__(
+        self,
+        spec: TrainingJobSpec,
+        who: WorkerIdentity,
+        device: torch.device,
+        splits: Splits | None = None,
+    ) -> None:
+        self.spec, self.who, self.device = spec, who, device
+        train = spec.training
+        # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
+        torch.manual_seed(train.seed)
+        self.splits = splits if splits is not None else load_splits(spec)
+        self.train_data = equal_shard(self.splits.train, who.rank, who.world_size)
+        self.val_data = shard(self.splits.val, who.rank, who.world_size)
+        self.model = build_model(spec.model, self.splits.info).to(device)
+        self.optimizer = build_optimizer(self.model.parameters(), train.optimizer)
+        batches = math.ceil(len(self.train_data) / spec.dataset.batch_size)  # type: ignore[arg-type]
+        self.steps_per_epoch = max(1, batches // train.gradient_accumulation_steps)
+        self.scheduler = build_scheduler(
+            self.optimizer, train.lr_schedule, self.steps_per_epoch,
+            self.steps_per_epoch * train.epochs,
+        )  # fmt: skip
+        self.progress = ckpt.Progress()
+        self.early_stopping = (
+            EarlyStopping(train.early_stopping) if train.early_stopping else None
+        )
+        self.aggregator: Aggregator | None = None
+        self._unfrozen = False
+        self._augment_gen = torch.Generator().manual_seed(train.seed * 1000 + who.rank)
+        self.metrics: WorkerMetrics | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    def restore(self, directory: Path) -> None:
+        """Load a checkpoint written by rank 0; call before `start`."""
+        self.progress = ckpt.load(directory, self.model, self.optimizer, self.scheduler)
+        if self.early_stopping is not None:
+            self.early_stopping.load(self.progress.early_stopping)
+
+    def start(self) -> None:
+        self._maybe_unfreeze(self.progress.epoch + 1)
+        self.aggregator = Aggregator(self.model, self.spec.distributed.aggregation, self.device)
+
+    def serve_metrics(self, port: int) -> None:
+        self.metrics = WorkerMetrics(
+            self.who.job, self.who.namespace, self.who.rank, self.spec.training.metric.value
+        )
+        self.metrics.serve(port)
+
+    def _maybe_unfreeze(self, epoch: int) -> bool:
+        at = self.spec.model.freeze.unfreeze_at_epoch
+        if at is None or epoch < at or self._unfrozen or not isinstance(self.model, Freezable):
+            return False
+        self.model.unfreeze()
+        self._unfrozen = True
+        return True
+
+    # ------------------------------------------------------------------ one step
+
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        precision = self.spec.training.precision
+        if precision is Precision.FP32:
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision is Precision.BF16 else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def loss_on(self, module: nn.Module, inputs: Inputs, labels: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            logits = module(inputs)
+        loss = F.cross_entropy(logits.float(), labels)
+        extra = penalty(self.model, self.spec.training.regularization)
+        return loss if extra is None else loss + extra
+
+    def _prepare(self, batch: Batch) -> Batch:
+        inputs, labels = batch
+        inputs = to_device(inputs, self.device)
+        aug = self.spec.dataset.augmentation
+        if (
+            self.splits.info.kind is InputKind.IMAGE
+            and isinstance(inputs, torch.Tensor)
+            and inputs.ndim == 4
+            and is_enabled(aug)
+        ):
+            inputs = augment_batch(inputs, aug, self._augment_gen)
+        return inputs, labels.to(self.device, non_blocking=True)
+
+    def step(self, micro_batches: list[Batch]) -> float:
+        """One optimizer step over `micro_batches` (gradient accumulation); returns the loss."""
+        assert self.aggregator is not None, "call start() first"
+        train = self.spec.training
+        module = self.aggregator.module
+        total = 0.0
+        for i, batch in enumerate(micro_batches):
+            inputs, labels = self._prepare(batch)
+            last = i == len(micro_batches) - 1
+            with self.aggregator.accumulating(skip_sync=not last):
+                loss = self.loss_on(module, inputs, labels) / len(micro_batches)
+                loss.backward()
+            total += float(loss.detach())
+        if train.gradient_clip_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), train.gradient_clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.step += 1
+        self.aggregator.after_optimizer_step(self.progress.step)
+        return total
+
+    # ------------------------------------------------------------------ epochs
+
+    def _loader(self, data: Dataset[Any], shuffle: bool, epoch: int) -> DataLoader[Any]:
+        gen = torch.Generator().manual_seed(self.spec.training.seed * 7919 + epoch)
+        return DataLoader(
+            data, batch_size=self.spec.dataset.batch_size, shuffle=shuffle, generator=gen,
+            pin_memory=self.device.type == "cuda",
+        )  # fmt: skip
+
+    def _grouped(self, loader: DataLoader[Any]) -> Iterator[list[Batch]]:
+        group: list[Batch] = []
+        for batch in loader:
+            group.append(batch)
+            if len(group) == self.spec.training.gradient_accumulation_steps:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        if self._maybe_unfreeze(epoch):
+            assert self.aggregator is not None
+            self.aggregator.rewrap()
+        self.model.train()
+        losses, samples, started = [], 0, time.perf_counter()
+        for group in self._grouped(self._loader(self.train_data, True, epoch)):
+            t0 = time.perf_counter()
+            loss = self.step(group)
+            n = sum(len(labels) for _, labels in group)
+            samples += n
+            losses.append(loss)
+            if self.metrics is not None:
+                self.metrics.record_step(
+                    loss=loss, seconds=time.perf_counter() - t0, samples=n,
+                    step=self.progress.step, lr=self.scheduler.get_last_lr()[0],
+                )  # fmt: skip
+        seconds = time.perf_counter() - started
+        # Global throughput: all workers' samples over the slowest worker's time.
+        totals = all_reduce_sum(torch.tensor([float(samples), sum(losses), float(len(losses))]))
+        slowest = torch.tensor([seconds])
+        if distributed_ready():
+            dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
+        return {
+            "train_loss": float(totals[1] / max(totals[2], 1.0)),
+            "samples_per_second": float(totals[0] / max(float(slowest[0]), 1e-9)),
+            "epoch_seconds": float(slowest[0]),
+        }
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Loss and metrics over the *whole* validation set (shard sums are allreduced)."""
+        self.model.eval()
+        k = self.splits.info.num_classes
+        confusion = torch.zeros(k, k, dtype=torch.float64)
+        loss_sum = torch.zeros(2, dtype=torch.float64)  # [sum of losses, samples]
+        for inputs, labels in self._loader(self.val_data, False, 0):
+            inputs, labels = to_device(inputs, self.device), labels.to(self.device)
+            with self._autocast():
+                logits = self.model(inputs)
+            loss_sum[0] += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
+            loss_sum[1] += len(labels)
+            confusion += confusion_matrix(logits.argmax(1).cpu(), labels.cpu(), k)
+        confusion = all_reduce_sum(confusion)
+        loss_sum = all_reduce_sum(loss_sum)
+        return {"loss": float(loss_sum[0] / max(float(loss_sum[1]), 1.0))} | (
+            classification_metrics(confusion)
+        )
+
+    # ------------------------------------------------------------------ the run
+
+    def _should_checkpoint(self, epoch: int, last: bool) -> bool:
+        return last or epoch % self.spec.checkpoint.every_epochs == 0
+
+    def run(self, report: ReportFn) -> None:
+        epochs = self.spec.training.epochs
+        first = self.progress.epoch + 1
+        if first > epochs or self.progress.stopped_early:
+            # Started again after it had finished: report where it stands, train nothing.
+            report(self._metrics(self.progress.epoch, {}, {}) | {"finished": True}, None)
+            return
+        for epoch in range(first, epochs + 1):
+            train_stats = self.train_epoch(epoch)
+            val = self.evaluate()
+            self.progress.epoch = epoch
+            stop = False
+            if self.early_stopping is not None:
+                stop = self.early_stopping.update(val[self.early_stopping.spec.monitor[4:]])
+                self.progress.early_stopping = self.early_stopping.state()
+            self.progress.stopped_early = stop
+            last = stop or epoch == epochs
+            metrics = self._metrics(epoch, train_stats, val) | {"finished": last}
+            self.progress.history.append({k: v for k, v in metrics.items() if isinstance(v, float)})
+            if self.metrics is not None:
+                self.metrics.record_epoch(
+                    epoch=epoch, val=val, samples_per_second=train_stats["samples_per_second"],
+                    world_size=self.who.world_size,
+                )  # fmt: skip
+            directory = None
+            if self.who.rank == 0 and self._should_checkpoint(epoch, last):
+                directory = Path(tempfile.mkdtemp(prefix="kubetrain-ckpt-"))
+                ckpt.save(directory, self.model, self.optimizer, self.scheduler, self.progress)
+            try:
+                report(metrics, directory)
+            finally:
+                if directory is not None:
+                    shutil.rmtree(directory, ignore_errors=True)
+            if stop:
+                break
+
+    def _metrics(
+        self, epoch: int, train_stats: dict[str, float], val: dict[str, float]
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "epoch": epoch,
+            "total_epochs": self.spec.training.epochs,
+            "step": self.progress.step,
+            "world_size": self.who.world_size,
+            "lr": float(self.scheduler.get_last_lr()[0]),
+            "stopped_early": self.progress.stopped_early,
+            "metric_name": self.spec.training.metric.value,
+        }
+        out.update(train_stats)
+        out.update({f"val_{k}": v for k, v in val.items()})
+        return out

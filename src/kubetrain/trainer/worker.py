@@ -1,0 +1,62 @@
+"""The function Ray Train runs in each worker process: restore, train, report, checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import ray.train.torch
+
+from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.trainer.entrypoints import import_entrypoint
+from kubetrain.trainer.loop import WorkerIdentity, WorkerLoop
+
+
+def worker_config(
+    spec: TrainingJobSpec,
+    *,
+    job: str,
+    namespace: str,
+    metrics_port: int | None,
+    metrics_port_per_rank: bool,
+) -> dict[str, Any]:
+    """The plain-JSON config handed to every worker (specs travel as dicts, not objects)."""
+    return {
+        "spec": spec.model_dump(mode="json", by_alias=True),
+        "job": job,
+        "namespace": namespace,
+        "metrics_port": metrics_port,
+        "metrics_port_per_rank": metrics_port_per_rank,
+    }
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    spec = TrainingJobSpec.model_validate(config["spec"])
+    if spec.training.entrypoint:
+        # A user-supplied loop: it gets the same config and calls ray.train.report itself.
+        import_entrypoint(spec.training.entrypoint, field="spec.training.entrypoint")(config)
+        return
+    ctx = ray.train.get_context()
+    who = WorkerIdentity(
+        config["job"], config["namespace"], ctx.get_world_rank(), ctx.get_world_size()
+    )
+    loop = WorkerLoop(spec, who, ray.train.torch.get_device())
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as directory:
+            loop.restore(Path(directory))
+    loop.start()
+    port = config.get("metrics_port")
+    if port:
+        loop.serve_metrics(int(port) + (who.rank if config.get("metrics_port_per_rank") else 0))
+
+    def report(metrics: dict[str, Any], directory: Path | None) -> None:
+        saved = ray.train.Checkpoint.from_directory(str(directory)) if directory else None
+        ray.train.report(metrics, checkpoint=saved)
+
+    try:
+        loop.run(report)
+    finally:
+        if loop.metrics is not None:
+            loop.metrics.close()
