@@ -1,0 +1,49 @@
+"""Shared fixtures: paths, and a tiny spec builder so tests state only what they vary."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetrain.api import TrainingJob, parse_job
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+BASE_JOB: dict[str, Any] = {
+    "apiVersion": "kubetrain.io/v1alpha1",
+    "kind": "TrainingJob",
+    "metadata": {"name": "t"},
+    "spec": {
+        "model": {"name": "mlp"},
+        "dataset": {"source": "digits"},
+        "distributed": {"workers": 1},
+        "metrics": {"enabled": False},
+    },
+}
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def job_dict(**spec_patch: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE_JOB)
+    _merge(data["spec"], spec_patch)
+    return data
+
+
+def make_job(**spec_patch: Any) -> TrainingJob:
+    return parse_job(job_dict(**spec_patch))
+
+
+@pytest.fixture
+def tmp_storage(tmp_path: Path) -> str:
+    return str(tmp_path / "runs")
