@@ -261,8 +261,9 @@ proc_pid() { local pid _; read -r pid _ <"$RUN/$1"; echo "$pid"; }
 
 # stop_proc NAME [TIMEOUT]: SIGTERM, then SIGKILL; only if PID and start time match.
 stop_proc() {
-  local name=$1 timeout=${2:-10} pid i
+  local name=$1 timeout=${2:-10} pid i t0
   [[ -f "$RUN/$name" ]] || return 0
+  t0=$(now)
   if proc_alive "$name"; then
     pid=$(proc_pid "$name")
     kill -TERM "$pid" 2>/dev/null || true
@@ -275,6 +276,7 @@ stop_proc() {
       kill -KILL "$pid" 2>/dev/null || true
       for ((i = 0; i < 100; i++)); do proc_alive "$name" || break; sleep 0.05; done
     fi
+    log "stopped $name ($pid) in $(elapsed "$t0")s"
   fi
   rm -f "$RUN/$name"
 }
@@ -668,6 +670,7 @@ cmd_up() {
   [[ $mode == full ]] && build_images
   local tstart
   tstart=$(now)
+  trap on_up_exit EXIT
   node_ip=$(detect_node_ip)
   log "starting $mode cluster in $CLUSTER_DIR (node IP $node_ip)"
   mkdir -p "$CLUSTER_DIR"
@@ -705,27 +708,7 @@ cmd_up() {
     --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
     --profiling=false --event-ttl 1h --v 1
 
-  # The node lifecycle controller would taint and evict pods of nodes that the
-  # tests fake in control-plane-only mode; it stays off there (override below).
-  local controllers='*'
-  [[ $mode == control-plane-only ]] && controllers='*,-nodelifecycle'
-  controllers=${KUBETRAIN_CM_CONTROLLERS:-$controllers}
-  local cmkc="$CLUSTER_DIR/config/controller-manager.kubeconfig"
-  start_proc kube-controller-manager "$BIN_DIR/kube-controller-manager" \
-    --kubeconfig "$cmkc" --authentication-kubeconfig "$cmkc" --authorization-kubeconfig "$cmkc" \
-    --bind-address 127.0.0.1 --secure-port 10257 --port 0 --leader-elect=false \
-    --controllers "$controllers" --use-service-account-credentials=true \
-    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-    --service-cluster-ip-range "$SERVICE_CIDR" --cluster-name kubetrain \
-    --node-monitor-period 1s --profiling=false --v 1
-
   if [[ $mode == full ]]; then
-    local skc="$CLUSTER_DIR/config/scheduler.kubeconfig"
-    start_proc kube-scheduler "$BIN_DIR/kube-scheduler" \
-      --kubeconfig "$skc" --authentication-kubeconfig "$skc" --authorization-kubeconfig "$skc" \
-      --bind-address 127.0.0.1 --secure-port 10259 --port 0 --leader-elect=false --profiling=false --v 1
-
     wait_for "containerd" 30 ctr --address "$CTRD_SOCK" version || die "containerd did not start (see $LOGS/containerd.log)"
     load_images "$IMAGE_DIR/pause.tar" "$IMAGE_DIR/smoke.tar"
     setup_host_network
@@ -752,6 +735,29 @@ cmd_up() {
 
   wait_for "kube-apiserver /readyz" "$WAIT_TIMEOUT" api_healthy || die "kube-apiserver not ready (see $LOGS/kube-apiserver.log)"
   log "kube-apiserver ready after $(elapsed "$tstart")s"
+  # Started only now: with --authentication-kubeconfig they exit if RBAC is not bootstrapped yet.
+  # The node lifecycle controller would taint and evict pods of nodes that the
+  # tests fake in control-plane-only mode; it stays off there (override below).
+  local controllers='*'
+  [[ $mode == control-plane-only ]] && controllers='*,-nodelifecycle'
+  controllers=${KUBETRAIN_CM_CONTROLLERS:-$controllers}
+  local cmkc="$CLUSTER_DIR/config/controller-manager.kubeconfig"
+  start_proc kube-controller-manager "$BIN_DIR/kube-controller-manager" \
+    --kubeconfig "$cmkc" --authentication-kubeconfig "$cmkc" --authorization-kubeconfig "$cmkc" \
+    --bind-address 127.0.0.1 --secure-port 10257 --port 0 --leader-elect=false \
+    --controllers "$controllers" --use-service-account-credentials=true \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --cluster-name kubetrain \
+    --node-monitor-period 1s --profiling=false --v 1
+
+  if [[ $mode == full ]]; then
+    local skc="$CLUSTER_DIR/config/scheduler.kubeconfig"
+    start_proc kube-scheduler "$BIN_DIR/kube-scheduler" \
+      --kubeconfig "$skc" --authentication-kubeconfig "$skc" --authorization-kubeconfig "$skc" \
+      --bind-address 127.0.0.1 --secure-port 10259 --port 0 --leader-elect=false --profiling=false --v 1
+
+  fi
   if [[ $mode == full ]]; then
     kc apply -f - >/dev/null <<EOF
 apiVersion: v1
@@ -778,8 +784,22 @@ EOF
   fi
   wait_for "default ServiceAccount token" "$WAIT_TIMEOUT" default_sa_ready || die "default ServiceAccount has no token"
   all_alive "$mode" || { cmd_status >&2 || true; die "a component exited during startup"; }
+  trap - EXIT
   log "cluster up ($mode) in $(elapsed "$tstart")s (total $(elapsed "$t0")s); KUBECONFIG=$KUBECONFIG_PATH"
   echo "$KUBECONFIG_PATH"
+}
+
+# A failed `up` tears down what it started (logs stay), unless KUBETRAIN_KEEP_ON_FAILURE=1.
+on_up_exit() {
+  local rc=$?
+  ((rc)) || return 0
+  if [[ "${KUBETRAIN_KEEP_ON_FAILURE:-0}" == 1 ]]; then
+    log "up failed; KUBETRAIN_KEEP_ON_FAILURE=1, leaving the cluster as it is (run: $SELF down)"
+  else
+    log "up failed; tearing down (logs in $LOGS; KUBETRAIN_KEEP_ON_FAILURE=1 keeps the cluster)"
+    cmd_down || true
+  fi
+  exit "$rc"
 }
 
 # -------------------------------------------------------------------- down ---
@@ -969,8 +989,9 @@ spec:
     - -c
     - |
       set -e
+      # (Debian's static busybox wget segfaults on -T; timeout(1) bounds it instead.)
       cat /etc/resolv.conf
-      fetch() { i=0; until out=\$(wget -q -T 2 -O - "\$1"); do i=\$((i+1)); [ \$i -lt 30 ] || return 1; sleep 0.5; done; echo "GET \$1 -> \$out"; [ "\$out" = kubetrain-smoke-ok ]; }
+      fetch() { i=0; until out=\$(timeout 3 wget -q -O - "\$1"); do i=\$((i+1)); [ \$i -lt 30 ] || return 1; sleep 0.5; done; echo "GET \$1 -> \$out"; [ "\$out" = kubetrain-smoke-ok ]; }
       fetch http://web
       fetch http://web.$ns
       fetch http://web.$ns.svc
@@ -979,7 +1000,7 @@ spec:
       fetch http://web-0.web-headless:8080
       nslookup kubernetes.default.svc.$CLUSTER_DOMAIN
       sa=/var/run/secrets/kubernetes.io/serviceaccount
-      api=\$(wget -q -T 5 -O - --no-check-certificate --header "Authorization: Bearer \$(cat \$sa/token)" https://kubernetes.default.svc/api)
+      api=\$(timeout 5 wget -q -O - --no-check-certificate --header "Authorization: Bearer \$(cat \$sa/token)" https://kubernetes.default.svc/api)
       echo "GET https://kubernetes.default.svc/api with SA token -> \$api"
       echo "\$api" | grep -q '"kind": *"APIVersions"'
       echo SMOKE-CLIENT-OK
