@@ -11,6 +11,7 @@
 #   e2e/cluster.sh kubectl ARGS...             kubectl against this cluster
 #   e2e/cluster.sh env                         shell exports (eval "$(e2e/cluster.sh env)")
 #   e2e/cluster.sh build                       only install packages and build/cache binaries
+#   e2e/cluster.sh leftovers                   after down: list anything left on the host (exit 1 if any)
 #
 # See e2e/README.md. Only stdout of `up` is the kubeconfig path; progress goes to stderr.
 set -euo pipefail
@@ -221,12 +222,15 @@ load_images() {
 }
 
 # --------------------------------------------------------------- processes ---
-proc_starttime() { # field 22 of /proc/PID/stat (after the ')' that ends comm)
+# Start time (field 22 of /proc/PID/stat, after the ')' that ends comm); fails
+# for a gone PID or a zombie (our daemons are reparented to PID 1, which may reap late).
+proc_starttime() {
   local stat rest
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=$(<"/proc/$1/stat") 2>/dev/null || return 1
   rest=${stat##*) }
   # shellcheck disable=SC2086
   set -- $rest
+  [[ "$1" != Z && "$1" != X ]] || return 1
   echo "${20}"
 }
 
@@ -510,6 +514,7 @@ snapshot_host_state() {
   [[ -d /sys/fs/cgroup/memory/kubepods || -d /sys/fs/cgroup/cpu/kubepods || -d /sys/fs/cgroup/unified/kubepods ]] ||
     touch "$STATE/own-kubepods-cgroup"
   [[ -d /var/log/pods ]] || touch "$STATE/own-var-log-pods"
+  find /var/log/pods -mindepth 1 -maxdepth 1 >"$STATE/var-log-pods" 2>/dev/null || true
   [[ -d /var/log/containers ]] || touch "$STATE/own-var-log-containers"
   [[ -d /var/lib/cni ]] || touch "$STATE/own-var-lib-cni"
   [[ -d /run/containerd ]] || touch "$STATE/own-run-containerd"
@@ -611,7 +616,8 @@ dns_sync_loop() {
           else empty end' "$DNS_DIR/svc.json" "$DNS_DIR/ep.json" >"$tmp"; then
       if ! cmp -s "$tmp" "$out"; then mv "$tmp" "$out"; fi # dnsmasq --hostsdir reloads it
     fi
-    sleep 1
+    sleep 1 &
+    wait $! || true
   done
 }
 
@@ -852,12 +858,12 @@ cmd_down() {
   restore_sysctls
 
   # Kubelet's cgroups, pod log dirs, CNI result cache: only what we created.
-  local pods_uids=()
-  [[ -d "$KUBELET_DIR/pods" ]] && mapfile -t pods_uids < <(ls "$KUBELET_DIR/pods")
-  local u d
-  for u in "${pods_uids[@]}"; do
-    for d in /var/log/pods/*_"$u"; do [[ -d "$d" ]] && rm -rf "$d"; done
-  done
+  if [[ -f "$STATE/var-log-pods" && -d /var/log/pods ]]; then
+    local d
+    while read -r d; do
+      grep -qxF "$d" "$STATE/var-log-pods" || rm -rf "$d"
+    done < <(find /var/log/pods -mindepth 1 -maxdepth 1)
+  fi
   if [[ -d /var/log/containers ]]; then
     find /var/log/containers -maxdepth 1 -xtype l -delete 2>/dev/null || true
   fi
@@ -1040,8 +1046,32 @@ smoke_diag() {
   } >&2 2>&1 || true
 }
 
+# --------------------------------------------------------------- leftovers ---
+# Lists anything a cluster could leave on the host; exit 1 if something is found.
+cmd_leftovers() {
+  sanity_check_dir
+  local found=0 out
+  # shellcheck disable=SC2009  # one pattern over full command lines
+  out=$(ps -eo pid=,args= | grep -E "$BIN_DIR/|etcd --name kubetrain|containerd --config $CTRD/|containerd-shim.*$CTRD_SOCK|dnsmasq .*--hostsdir $DNS_DIR|cluster.sh _dns-sync" | grep -v -E 'grep -E' || true)
+  [[ -z "$out" ]] || { echo "processes:"; echo "$out"; found=1; }
+  out=$(awk -v p="$CLUSTER_DIR" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo)
+  [[ -z "$out" ]] || { echo "mounts:"; echo "$out"; found=1; }
+  local fam
+  for fam in iptables ip6tables; do
+    command -v "$fam-save" >/dev/null || continue
+    out=$("$fam-save" 2>/dev/null | grep -E '^:(KUBE-|CNI-|KUBETRAIN-)|-j (KUBE-|CNI-|KUBETRAIN-)' || true)
+    [[ -z "$out" ]] || { echo "$fam:"; echo "$out"; found=1; }
+  done
+  out=$(ip -o link show 2>/dev/null | grep -E "$BRIDGE|veth" || true)
+  [[ -z "$out" ]] || { echo "links:"; echo "$out"; found=1; }
+  out=$(ls -d /sys/fs/cgroup/*/kubepods /var/log/pods/* /var/lib/cni/results/kubetrain-* /run/containerd/s/* 2>/dev/null || true)
+  [[ -z "$out" ]] || { echo "files:"; echo "$out"; found=1; }
+  if ((found)); then return 1; fi
+  echo "no leftovers: no cluster processes, mounts under $CLUSTER_DIR, KUBE-/CNI-/KUBETRAIN- iptables chains or rules, $BRIDGE/veth links, kubepods cgroups, pod logs"
+}
+
 # -------------------------------------------------------------------- main ---
-usage() { sed -n '2,14p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd=${1:-}
@@ -1056,6 +1086,7 @@ main() {
     kubectl) kc "$@" ;;
     env) cat "$CLUSTER_DIR/env" ;;
     kubeconfig) echo "$KUBECONFIG_PATH" ;;
+    leftovers) cmd_leftovers ;;
     _dns-sync) dns_sync_loop ;;
     -h | --help | help | "") usage ;;
     *) usage; die "unknown command: $cmd" ;;
