@@ -63,7 +63,7 @@ SYSCTLS=(net/ipv4/ip_forward net/ipv4/conf/all/route_localnet net/bridge/bridge-
   net/bridge/bridge-nf-call-ip6tables vm/overcommit_memory vm/panic_on_oom kernel/panic
   kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
 
-log() { printf '[cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
+log() { printf '[cluster %s] %s\n' "$(date +%T.%2N)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -322,17 +322,27 @@ gen_pki() {
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   )
-  # name CN O EKU SANs
+  # In parallel; name CN O EKU SANs
+  local pids=() p
   gen_cert apiserver kube-apiserver "" serverAuth \
-    "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$CLUSTER_DOMAIN,DNS:localhost,IP:127.0.0.1,IP:$API_SVC_IP,IP:$node_ip"
+    "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$CLUSTER_DOMAIN,DNS:localhost,IP:127.0.0.1,IP:$API_SVC_IP,IP:$node_ip" &
+  pids+=($!)
   # Fact 5: the apiserver talks to the kubelet with a client cert from the cluster CA.
-  gen_cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters clientAuth ""
-  gen_cert admin kubetrain-admin system:masters clientAuth ""
-  gen_cert controller-manager system:kube-controller-manager "" clientAuth ""
-  gen_cert scheduler system:kube-scheduler "" clientAuth ""
-  gen_cert kube-proxy system:kube-proxy "" clientAuth ""
-  gen_cert kubelet-client "system:node:$NODE_NAME" system:nodes clientAuth ""
-  gen_cert kubelet-server "system:node:$NODE_NAME" system:nodes serverAuth "DNS:$NODE_NAME,DNS:localhost,IP:$node_ip,IP:127.0.0.1"
+  gen_cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters clientAuth "" &
+  pids+=($!)
+  gen_cert admin kubetrain-admin system:masters clientAuth "" &
+  pids+=($!)
+  gen_cert controller-manager system:kube-controller-manager "" clientAuth "" &
+  pids+=($!)
+  gen_cert scheduler system:kube-scheduler "" clientAuth "" &
+  pids+=($!)
+  gen_cert kube-proxy system:kube-proxy "" clientAuth "" &
+  pids+=($!)
+  gen_cert kubelet-client "system:node:$NODE_NAME" system:nodes clientAuth "" &
+  pids+=($!)
+  gen_cert kubelet-server "system:node:$NODE_NAME" system:nodes serverAuth "DNS:$NODE_NAME,DNS:localhost,IP:$node_ip,IP:127.0.0.1" &
+  pids+=($!)
+  for p in "${pids[@]}"; do wait "$p" || die "certificate generation failed"; done
 }
 
 gen_cert() {
@@ -493,6 +503,8 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 maxPods: 110
+kubeAPIQPS: 50
+kubeAPIBurst: 100
 EOF
 }
 
@@ -624,6 +636,7 @@ dns_sync_loop() {
 # ---------------------------------------------------------------------- up ---
 component_list() { if [[ "$1" == control-plane-only ]]; then echo "${CP_COMPONENTS[@]}"; else echo "${FULL_COMPONENTS[@]}"; fi; }
 
+api_listening() { curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:$API_PORT/healthz"; }
 api_healthy() { curl -sfk --max-time 2 "https://127.0.0.1:$API_PORT/readyz" 2>/dev/null | grep -qx ok; }
 
 all_alive() {
@@ -669,7 +682,7 @@ cmd_up() {
     cmd_down
   fi
 
-  local t0 node_ip
+  local t0 node_ip load_pid=""
   t0=$(now)
   if [[ $mode == full ]]; then apt_install "${CP_PACKAGES[@]}" "${FULL_PACKAGES[@]}"; else apt_install "${CP_PACKAGES[@]}"; fi
   build_binaries
@@ -686,9 +699,7 @@ cmd_up() {
   echo "$mode" >"$CLUSTER_DIR/mode"
   echo "$node_ip" >"$STATE/node-ip"
   snapshot_host_state
-  gen_pki "$node_ip"
-  write_configs "$node_ip"
-
+  # etcd and containerd need no certificates: start them first, overlap the rest.
   start_proc etcd etcd --name kubetrain --data-dir "$CLUSTER_DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -700,7 +711,12 @@ cmd_up() {
     start_proc containerd containerd --config "$CTRD/config.toml"
   fi
 
+  gen_pki "$node_ip"
+  write_configs "$node_ip"
+  log "certificates and configs written after $(elapsed "$tstart")s"
+
   wait_for "etcd" 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health" || die "etcd did not become healthy (see $LOGS/etcd.log)"
+  log "etcd healthy after $(elapsed "$tstart")s"
   local admission=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ResourceQuota,NodeRestriction,Priority
   start_proc kube-apiserver "$BIN_DIR/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
@@ -716,7 +732,8 @@ cmd_up() {
 
   if [[ $mode == full ]]; then
     wait_for "containerd" 30 ctr --address "$CTRD_SOCK" version || die "containerd did not start (see $LOGS/containerd.log)"
-    load_images "$IMAGE_DIR/pause.tar" "$IMAGE_DIR/smoke.tar"
+    load_images "$IMAGE_DIR/pause.tar" "$IMAGE_DIR/smoke.tar" &
+    load_pid=$!
     setup_host_network
     # Fact 2 again: the kubelet and kube-proxy must not ask for a negative oom_score_adj.
     start_proc kubelet "$BIN_DIR/kubelet" \
@@ -739,31 +756,32 @@ cmd_up() {
     start_proc dns-sync "$SELF" _dns-sync
   fi
 
-  wait_for "kube-apiserver /readyz" "$WAIT_TIMEOUT" api_healthy || die "kube-apiserver not ready (see $LOGS/kube-apiserver.log)"
-  log "kube-apiserver ready after $(elapsed "$tstart")s"
-  # Started only now: with --authentication-kubeconfig they exit if RBAC is not bootstrapped yet.
+  # Controller-manager and scheduler serve no port of their own (--secure-port 0:
+  # with one they need RBAC bootstrapped first, and generate a cert, ~3 s); they
+  # start once the apiserver answers and wait for its /healthz themselves (10 s).
+  # Client QPS is raised: at the default 20 QPS the controller-manager takes ~5 s
+  # just to start its controllers (each gets its own ServiceAccount token).
+  wait_for "kube-apiserver to listen" "$WAIT_TIMEOUT" api_listening || die "kube-apiserver not listening (see $LOGS/kube-apiserver.log)"
   # The node lifecycle controller would taint and evict pods of nodes that the
   # tests fake in control-plane-only mode; it stays off there (override below).
   local controllers='*'
   [[ $mode == control-plane-only ]] && controllers='*,-nodelifecycle'
   controllers=${KUBETRAIN_CM_CONTROLLERS:-$controllers}
-  local cmkc="$CLUSTER_DIR/config/controller-manager.kubeconfig"
   start_proc kube-controller-manager "$BIN_DIR/kube-controller-manager" \
-    --kubeconfig "$cmkc" --authentication-kubeconfig "$cmkc" --authorization-kubeconfig "$cmkc" \
-    --bind-address 127.0.0.1 --secure-port 10257 --port 0 --leader-elect=false \
+    --kubeconfig "$CLUSTER_DIR/config/controller-manager.kubeconfig" \
+    --secure-port 0 --port 0 --leader-elect=false \
     --controllers "$controllers" --use-service-account-credentials=true \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --cluster-name kubetrain \
-    --node-monitor-period 1s --profiling=false --v 1
-
+    --node-monitor-period 1s --kube-api-qps 200 --kube-api-burst 400 --profiling=false --v 1
   if [[ $mode == full ]]; then
-    local skc="$CLUSTER_DIR/config/scheduler.kubeconfig"
     start_proc kube-scheduler "$BIN_DIR/kube-scheduler" \
-      --kubeconfig "$skc" --authentication-kubeconfig "$skc" --authorization-kubeconfig "$skc" \
-      --bind-address 127.0.0.1 --secure-port 10259 --port 0 --leader-elect=false --profiling=false --v 1
-
+      --kubeconfig "$CLUSTER_DIR/config/scheduler.kubeconfig" \
+      --secure-port 0 --port 0 --leader-elect=false --profiling=false --v 1
   fi
+  wait_for "kube-apiserver /readyz" "$WAIT_TIMEOUT" api_healthy || die "kube-apiserver not ready (see $LOGS/kube-apiserver.log)"
+  log "kube-apiserver ready after $(elapsed "$tstart")s"
   if [[ $mode == full ]]; then
     kc apply -f - >/dev/null <<EOF
 apiVersion: v1
@@ -784,6 +802,7 @@ subsets:
   - {name: dns, port: $DNS_PORT, protocol: UDP}
   - {name: dns-tcp, port: $DNS_PORT, protocol: TCP}
 EOF
+    wait "$load_pid" || die "image import failed"
     wait_for "node $NODE_NAME Ready without not-ready taint" "$WAIT_TIMEOUT" node_ready ||
       die "node not Ready (see $LOGS/kubelet.log)"
     log "node $NODE_NAME Ready after $(elapsed "$tstart")s"
