@@ -97,7 +97,7 @@ apt_install() {
 
 CP_PACKAGES=(etcd-server openssl curl jq iproute2 procps util-linux)
 FULL_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack dnsmasq-base
-  busybox-static gcc libc6-dev python3 kmod)
+  busybox-static gcc libc6-dev kmod)
 BUILD_PACKAGES=(dpkg-dev golang-go rsync jq make binutils golang-github-modern-go-reflect2-dev)
 
 # ------------------------------------------------------------------- build ---
@@ -686,7 +686,10 @@ cmd_up() {
   t0=$(now)
   if [[ $mode == full ]]; then apt_install "${CP_PACKAGES[@]}" "${FULL_PACKAGES[@]}"; else apt_install "${CP_PACKAGES[@]}"; fi
   build_binaries
-  [[ $mode == full ]] && build_images
+  if [[ $mode == full ]]; then
+    command -v python3 >/dev/null || apt_install python3
+    build_images
+  fi
   local tstart
   tstart=$(now)
   trap on_up_exit EXIT
@@ -864,7 +867,9 @@ cmd_down() {
   for c in "$RUN"/*; do [[ -f "$c" ]] && stop_proc "$(basename "$c")" 5; done
 
   # Network: iptables rules of kube-proxy/kubelet/CNI/guard, the bridge, veths.
-  if [[ -x "$BIN_DIR/kube-proxy" && -f "$STATE/iptables-chains" ]] && command -v iptables >/dev/null; then
+  # kube-proxy --cleanup removes every KUBE- rule, so only when none existed before up.
+  if [[ -x "$BIN_DIR/kube-proxy" && -f "$STATE/iptables-chains" ]] && command -v iptables >/dev/null &&
+    ! grep -q ' KUBE-' "$STATE/iptables-chains"; then
     "$BIN_DIR/kube-proxy" --cleanup --proxy-mode iptables >>"$LOGS/kube-proxy-cleanup.log" 2>&1 || true
   fi
   [[ -f "$STATE/iptables-chains" ]] && command -v iptables >/dev/null && cleanup_iptables
@@ -1100,8 +1105,18 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     smoke) cmd_smoke ;;
-    build) need_root; apt_install "${CP_PACKAGES[@]}" "${FULL_PACKAGES[@]}"; build_binaries; build_images ;;
-    load-image) (($#)) || die "usage: cluster.sh load-image TARBALL..."; load_images "$@" ;;
+    build)
+      need_root
+      apt_install "${CP_PACKAGES[@]}" "${FULL_PACKAGES[@]}"
+      command -v python3 >/dev/null || apt_install python3
+      build_binaries
+      build_images
+      ;;
+    load-image)
+      (($#)) || die "usage: cluster.sh load-image TARBALL..."
+      proc_alive containerd || die "containerd of $CLUSTER_DIR is not running (load-image needs a full cluster: cluster.sh up)"
+      load_images "$@"
+      ;;
     kubectl) kc "$@" ;;
     env) cat "$CLUSTER_DIR/env" ;;
     kubeconfig) echo "$KUBECONFIG_PATH" ;;
