@@ -41,6 +41,9 @@ class ConditionType(str, Enum):
     RESTARTING = "Restarting"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    # True while a spec edit is refused (e.g. the model changed mid-run); it does not set the
+    # phase: the job keeps running with the spec it started with.
+    SPEC_CHANGE_REFUSED = "SpecChangeRefused"
 
 
 class Reason(str, Enum):
