@@ -84,8 +84,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt_on_sigterm() -> None:
+    # `kill`, a closed terminal or a pod's termination stop the run like Ctrl-C does.
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _interrupt_on_sigterm()
     try:
         if args.command == "run":
             return _run(args)

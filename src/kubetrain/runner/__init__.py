@@ -2,7 +2,7 @@
 
 from kubetrain.runner.preflight import PreflightError
 from kubetrain.runner.progress import ConsoleSink, EpochReport, ProgressSink, WorkerFailure
-from kubetrain.runner.ray_job import JobFailed, LocalCluster, Overrides, RunResult, run_job
+from kubetrain.runner.ray_job import JobFailed, LocalCluster, Overrides, RunResult, run_job, start_ray
 
 __all__ = [
     "ConsoleSink",
@@ -15,4 +15,5 @@ __all__ = [
     "RunResult",
     "WorkerFailure",
     "run_job",
+    "start_ray",
 ]

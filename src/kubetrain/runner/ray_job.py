@@ -101,7 +101,8 @@ class LocalCluster:
 _CONTROLLER_POLL_S = "0.25"
 
 
-def _init_ray(cluster: LocalCluster, cpus_needed: float) -> None:
+def start_ray(cluster: LocalCluster, cpus_needed: float = 0.0) -> None:
+    """Start (or attach to) Ray once per process, with kubetrain's settings."""
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", _CONTROLLER_POLL_S)
@@ -194,7 +195,7 @@ def run_job(
     preflight.check(spec)
     cluster = cluster or LocalCluster()
     workers_cpu = spec.distributed.workers * _cpu_count(spec.distributed.resources_per_worker.cpu)
-    _init_ray(cluster, workers_cpu)
+    start_ray(cluster, workers_cpu)
     storage = resolve(spec.checkpoint)
     progress_queue = Queue(actor_options={"num_cpus": 0})
     trainer = build_trainer(job, storage, progress_queue, metrics_port_per_rank=metrics_port_per_rank)

@@ -1,0 +1,66 @@
+"""A real local Ray cluster, shared by the integration tests of one session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubetrain.runner import EpochReport, LocalCluster, WorkerFailure, start_ray
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    import ray
+
+    # 4 logical CPUs on a 2-core machine: two 1-CPU workers plus Ray's own actors.
+    start_ray(LocalCluster(num_cpus=4))
+    yield
+    ray.shutdown()
+
+
+class RecordingSink:
+    """Keeps what a user would have seen, for assertions."""
+
+    def __init__(self) -> None:
+        self.epochs: list[EpochReport] = []
+        self.failures: list[WorkerFailure] = []
+
+    def on_epoch(self, report: EpochReport, eta_seconds: float | None) -> None:
+        self.epochs.append(report)
+
+    def on_worker_failure(self, failure: WorkerFailure) -> None:
+        self.failures.append(failure)
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """A port P with P+1 also free (two workers serve metrics on P + rank)."""
+    import socket
+
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+def storage(tmp_path: Path) -> str:
+    return str(tmp_path / "runs")
