@@ -1,0 +1,34 @@
+"""A user model whose worker process dies once mid-training, as a real crash would."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+MARKER = Path(tempfile.gettempdir()) / "kubetrain-crashy-marker"
+CRASH_AT_FORWARD = 20  # epoch 1 is 15 forwards per worker on digits (12 train + 3 val)
+
+
+class CrashOnce(nn.Module):
+    def __init__(self, features: int, classes: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, classes))
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == CRASH_AT_FORWARD and dist.get_rank() == 1 and not MARKER.exists():
+            MARKER.write_text("crashed once")
+            os._exit(1)  # no exception, no cleanup: the process is simply gone
+        out: torch.Tensor = self.net(x)
+        return out
+
+
+def build(spec: Any, info: Any) -> nn.Module:
+    return CrashOnce(info.features, spec.num_classes)

