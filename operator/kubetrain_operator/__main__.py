@@ -1,0 +1,106 @@
+"""`kubetrain-operator`: run the operator (the only place that reads flags and the environment)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from kubetrain_operator.config import OperatorConfig, PodSettings, PolicySettings, ServerSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = OperatorConfig()
+    p = argparse.ArgumentParser(prog="kubetrain-operator", description=__doc__)
+    scope = p.add_argument_group("scope")
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[],
+        help="watch only this namespace (repeatable); default: the whole cluster",
+    )  # fmt: skip
+    scope.add_argument("--kubeconfig", help="kubeconfig file; default: $KUBECONFIG or in-cluster")
+    peering = p.add_argument_group("peering (one active replica)")
+    peering.add_argument(
+        "--peering", default="kubetrain",
+        help="name of the (Cluster)KopfPeering object shared by the replicas",
+    )  # fmt: skip
+    peering.add_argument(
+        "--priority", type=int,
+        help="this replica's peering priority; default: random, so exactly one replica leads",
+    )  # fmt: skip
+    peering.add_argument("--standalone", action="store_true", help="no peering (one replica)")
+    servers = p.add_argument_group("endpoints")
+    servers.add_argument("--metrics-port", type=int, default=defaults.server.metrics_port)
+    servers.add_argument("--health-port", type=int, default=defaults.server.health_port)
+    servers.add_argument("--bind", default=defaults.server.host, help="address to serve on")
+    policy = p.add_argument_group("policy")
+    policy.add_argument(
+        "--image-pull-grace", type=float, default=defaults.policy.image_pull_grace_seconds,
+        help="seconds a pod may fail to pull its image before the job fails",
+    )  # fmt: skip
+    policy.add_argument(
+        "--resync", type=float, default=defaults.policy.resync_seconds,
+        help="seconds between reconciles of a job that no event wakes",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, default=defaults.reconcile_threads)
+    p.add_argument("--head-cpu", default=defaults.pods.head_cpu)
+    p.add_argument("--head-memory", default=defaults.pods.head_memory)
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Imported here so that `--help` is instant and the trainer image never imports kopf.
+    import kopf
+
+    from kubetrain_operator import handlers  # noqa: F401  (registers the handlers)
+    from kubetrain_operator.kube import Kube, api_client
+    from kubetrain_operator.metrics import Metrics
+    from kubetrain_operator.reconcile import Reconciler
+    from kubetrain_operator.runtime import Runtime
+
+    config = OperatorConfig(
+        pods=PodSettings(head_cpu=args.head_cpu, head_memory=args.head_memory),
+        policy=PolicySettings(
+            image_pull_grace_seconds=args.image_pull_grace, resync_seconds=args.resync
+        ),
+        server=ServerSettings(
+            metrics_port=args.metrics_port, health_port=args.health_port, host=args.bind
+        ),
+        reconcile_threads=args.threads,
+    )
+    in_cluster = args.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ
+    api = api_client(
+        kubeconfig=args.kubeconfig, in_cluster=in_cluster, pool_size=config.reconcile_threads
+    )
+    metrics = Metrics()
+    runtime = Runtime(
+        config=config,
+        reconciler=Reconciler(Kube(api), config, metrics),
+        metrics=metrics,
+        executor=ThreadPoolExecutor(config.reconcile_threads, thread_name_prefix="reconcile"),
+    )
+    # kopf pauses every replica that sees another of the same priority; random ones elect one.
+    priority = args.priority if args.priority is not None else random.randint(1, 2**31)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        priority=priority,
+        peering_name=args.peering,
+        memo=kopf.Memo(runtime=runtime),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

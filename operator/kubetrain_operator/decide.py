@@ -1,0 +1,300 @@
+"""The failure and restart policy: given what is observed, decide what to do. Pure, no I/O.
+
+`decide()` looks at one job (its spec, its status and its pods, at a given time) and returns one
+`Decision`. The reconciler carries it out and `conditions.next_status` says what it means for the
+status. Tests step it one observation at a time, with no cluster.
+
+Order of precedence: a finished job only cleans up; suspension beats everything else; the active
+deadline beats failures; the head's exit decides the job; then workers, then pods that cannot
+start, then missing pods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from kubetrain.api import ConditionType, Reason, TrainingJobSpec, TrainingJobStatus
+from kubetrain.api.spec import CleanPodPolicy
+from kubetrain_operator.config import PolicySettings
+from kubetrain_operator.observe import Fault, PodView
+from kubetrain_operator.render.names import Role, head_pod_name, worker_pod_name
+
+
+class Action(str, Enum):
+    NOOP = "Noop"  # nothing to change; status may still be refreshed
+    CREATE = "Create"  # create the missing pods (and the objects they need)
+    REPLACE_WORKERS = "ReplaceWorkers"  # delete failed workers; the next pass recreates them
+    RESTART_JOB = "RestartJob"  # delete every pod and count a restart; resumes from checkpoint
+    SUSPEND = "Suspend"  # delete every pod, keep the status
+    FAIL = "Fail"
+    SUCCEED = "Succeed"
+    CLEAN_UP = "CleanUp"  # a finished job: delete pods as cleanPodPolicy says
+    DELETE_JOB = "DeleteJob"  # ttlSecondsAfterFinished has passed
+
+    @property
+    def ends_attempt(self) -> bool:
+        """The pods of the current attempt go away (or stop mattering)."""
+        return self in (Action.RESTART_JOB, Action.SUSPEND, Action.FAIL, Action.SUCCEED)
+
+
+@dataclass(frozen=True)
+class PodKey:
+    role: Role
+    rank: int | None = None
+
+    def pod_name(self, job: str) -> str:
+        if self.role is Role.HEAD:
+            return head_pod_name(job)
+        return worker_pod_name(job, self.rank or 0)
+
+
+@dataclass(frozen=True)
+class Situation:
+    """Everything `decide` may look at."""
+
+    name: str
+    spec: TrainingJobSpec  # the spec in force: frozen fields plus the live runPolicy
+    status: TrainingJobStatus
+    pods: tuple[PodView, ...]  # pods owned by this job, of any attempt
+    now: datetime
+    invalid: str | None = None  # why the spec cannot run (parse or pod creation refused)
+    refused: tuple[str, ...] = ()  # spec fields whose edit is refused (see specdiff)
+    refused_message: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str = ""
+    message: str = ""
+    create: tuple[PodKey, ...] = ()
+    delete: tuple[str, ...] = ()  # pod names
+    replaced_workers: int = 0  # worker pods replaced by this decision
+    requeue_after: float | None = None  # seconds until something is due; None: on events only
+    faults: tuple[Fault, ...] = field(default=())  # what keeps pods from running (for status)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_true(status: TrainingJobStatus, ctype: ConditionType) -> bool:
+    return any(c.type is ctype and c.status == "True" for c in status.conditions)
+
+
+def is_finished(status: TrainingJobStatus) -> bool:
+    return _is_true(status, ConditionType.SUCCEEDED) or _is_true(status, ConditionType.FAILED)
+
+
+def expected_pods(spec: TrainingJobSpec) -> tuple[PodKey, ...]:
+    workers = tuple(PodKey(Role.WORKER, rank) for rank in range(spec.distributed.workers))
+    return (PodKey(Role.HEAD), *workers)
+
+
+def _key(pod: PodView) -> PodKey | None:
+    if pod.role is Role.HEAD:
+        return PodKey(Role.HEAD)
+    if pod.role is Role.WORKER and pod.rank is not None:
+        return PodKey(Role.WORKER, pod.rank)
+    return None
+
+
+def _age(pod: PodView, now: datetime) -> float:
+    return (now - pod.created).total_seconds() if pod.created else 0.0
+
+
+def _soonest(*delays: float | None) -> float | None:
+    due = [max(d, 0.0) for d in delays if d is not None]
+    return min(due) if due else None
+
+
+def _cleanup(pods: list[PodView], policy: CleanPodPolicy) -> tuple[str, ...]:
+    if policy is CleanPodPolicy.ALL:
+        return tuple(p.name for p in pods)
+    if policy is CleanPodPolicy.RUNNING:
+        return tuple(p.name for p in pods if not p.finished)
+    return ()
+
+
+def _live(s: Situation) -> list[PodView]:
+    return [p for p in s.pods if not p.deleting]
+
+
+def _fail(s: Situation, reason: str, message: str) -> Decision:
+    """The job ends; its pods go as cleanPodPolicy says (None keeps them for inspection)."""
+    delete = _cleanup(_live(s), s.spec.run_policy.clean_pod_policy)
+    return Decision(Action.FAIL, reason, message, delete=delete)
+
+
+def _retry_or_fail(s: Situation, fault: Fault) -> Decision:
+    limit = s.spec.run_policy.backoff_limit
+    if not fault.retryable:
+        return _fail(s, fault.reason, fault.message)
+    if s.status.restarts >= limit:
+        message = f"{fault.message}; backoffLimit ({limit}) reached after {limit} restart(s)"
+        return _fail(s, Reason.BACKOFF_LIMIT_EXCEEDED.value, message)
+    message = f"restart {s.status.restarts + 1}/{limit} from the last checkpoint: {fault.message}"
+    everything = tuple(p.name for p in _live(s))
+    return Decision(Action.RESTART_JOB, Reason.RETRYING.value, message, delete=everything)
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+def decide(s: Situation, policy: PolicySettings) -> Decision:
+    spec, status, now = s.spec, s.status, s.now
+    run = spec.run_policy
+    live = _live(s)
+    deleting = len(live) < len(s.pods)
+    poll = policy.deleting_poll_seconds if deleting else None
+
+    # A finished job only cleans up, then waits for its TTL.
+    if is_finished(status):
+        ttl_left = None
+        done = status.completion_time
+        if run.ttl_seconds_after_finished is not None and done:
+            finished_at = datetime.fromisoformat(done.replace("Z", "+00:00"))
+            ttl_left = (
+                finished_at + timedelta(seconds=run.ttl_seconds_after_finished) - now
+            ).total_seconds()
+            if ttl_left <= 0:
+                return Decision(Action.DELETE_JOB, message="ttlSecondsAfterFinished has passed")
+        delete = _cleanup(live, run.clean_pod_policy)
+        action = Action.CLEAN_UP if delete else Action.NOOP
+        return Decision(action, delete=delete, requeue_after=_soonest(ttl_left, poll))
+
+    everything = tuple(p.name for p in live)
+    if s.invalid is not None:
+        return _fail(s, Reason.INVALID_SPEC.value, s.invalid)
+
+    if run.suspend:
+        return Decision(
+            Action.SUSPEND,
+            Reason.SUSPENDED.value,
+            "suspended: pods deleted, status kept; resuming continues from the last checkpoint",
+            delete=everything,
+            requeue_after=policy.deleting_poll_seconds if everything or deleting else None,
+        )
+
+    deadline_left = None
+    if run.active_deadline_seconds is not None and status.start_time:
+        started = datetime.fromisoformat(status.start_time.replace("Z", "+00:00"))
+        deadline_left = run.active_deadline_seconds - (now - started).total_seconds()
+        if deadline_left <= 0:
+            message = f"ran longer than activeDeadlineSeconds ({run.active_deadline_seconds} s)"
+            return _fail(s, Reason.DEADLINE_EXCEEDED.value, message)
+
+    attempt = status.restarts
+    stale = tuple(p.name for p in live if p.attempt != attempt or _key(p) is None)
+    expected = expected_pods(spec)
+    current = {k: p for p in live if p.attempt == attempt and (k := _key(p)) is not None}
+    extra = tuple(p.name for k, p in current.items() if k not in expected)
+    stale += extra
+    attempt_pods = [p for k, p in current.items() if k in expected]
+    head = current.get(PodKey(Role.HEAD))
+
+    # The head runs the driver: its exit is the job's outcome.
+    if head is not None and head.succeeded:
+        return Decision(
+            Action.SUCCEED,
+            Reason.TRAINING_COMPLETED.value,
+            "training completed",
+            delete=_cleanup(live, run.clean_pod_policy),
+        )
+    if head is not None and head.phase == "Failed":
+        fault = head.failure(retry_on_oom=run.retry_on_oom)
+        assert fault is not None  # a Failed pod always has a fault
+        return _retry_or_fail(s, fault)
+
+    # A head that vanished took the Ray cluster with it: that is a restart.
+    created_before = _is_true(status, ConditionType.CREATED)
+    if head is None and created_before and any(k.role is Role.WORKER for k in current):
+        fault = Fault(
+            Reason.RETRYING.value, head_pod_name(s.name), None, "the head pod disappeared", True
+        )
+        return _retry_or_fail(s, fault)
+
+    # Workers: a permanent failure fails the job; others are replaced (Ray Train resumes them).
+    failed_workers: list[PodView] = []
+    for key, pod in current.items():
+        if key.role is not Role.WORKER or key not in expected or not pod.finished:
+            continue
+        fault = pod.failure(retry_on_oom=run.retry_on_oom)
+        if fault is not None and not fault.retryable:
+            return _fail(s, fault.reason, fault.message)
+        failed_workers.append(pod)
+    if failed_workers:
+        details = "; ".join(
+            f.message if (f := p.failure(retry_on_oom=run.retry_on_oom)) else f"{p.name} exited"
+            for p in failed_workers
+        )
+        return Decision(
+            Action.REPLACE_WORKERS,
+            Reason.WORKER_REPLACED.value,
+            f"replacing {len(failed_workers)} worker pod(s), training resumes from the last"
+            f" checkpoint: {details}",
+            delete=tuple(p.name for p in failed_workers) + stale,
+            replaced_workers=len(failed_workers),
+            requeue_after=policy.deleting_poll_seconds,
+        )
+
+    # Pods that cannot start: name the cause now, fail when it is hopeless or too late.
+    faults: list[Fault] = []
+    due: list[float | None] = [deadline_left, poll]
+    startup = run.startup_deadline_seconds
+    for pod in attempt_pods:
+        fault = pod.blocker()
+        age = _age(pod, now)
+        if fault is not None:
+            faults.append(fault)
+            if fault.reason == Reason.CRASH_LOOP_BACK_OFF.value:
+                return _fail(s, fault.reason, fault.message)
+            if fault.reason in (Reason.ERR_IMAGE_PULL.value, Reason.IMAGE_PULL_BACK_OFF.value):
+                if age >= policy.image_pull_grace_seconds:
+                    return _fail(s, fault.reason, fault.message)
+                due.append(policy.image_pull_grace_seconds - age)
+        if not pod.running:
+            if age >= startup:
+                reason = fault.reason if fault else Reason.STARTUP_DEADLINE_EXCEEDED.value
+                cause = fault.message if fault else f"pod {pod.name} is still {pod.phase}"
+                message = f"not running after startupDeadlineSeconds ({startup} s): {cause}"
+                return _fail(s, reason, message)
+            due.append(startup - age)
+    # The driver must start training within the startup deadline too (workers must join).
+    training = _is_true(status, ConditionType.RUNNING)
+    if head is not None and head.running and not head.ready and not training:
+        age = _age(head, now)
+        if age >= startup:
+            message = (
+                f"the driver in pod {head.name} did not start training within"
+                f" startupDeadlineSeconds ({startup} s); see its log"
+            )
+            return _fail(s, Reason.STARTUP_DEADLINE_EXCEEDED.value, message)
+        due.append(startup - age)
+
+    # Create what is missing, once its name is free (a deleted pod may still be terminating).
+    taken = {p.name for p in s.pods}
+    missing = [k for k in expected if k not in current]
+    create = tuple(k for k in missing if k.pod_name(s.name) not in taken)
+    if missing and not create:
+        due.append(policy.deleting_poll_seconds)
+    if create:
+        replaced = sum(1 for k in create if k.role is Role.WORKER) if created_before else 0
+        names = ", ".join(k.pod_name(s.name) for k in create)
+        return Decision(
+            Action.CREATE,
+            Reason.OBJECTS_CREATED.value,
+            f"created {names}",
+            create=create,
+            delete=stale,
+            replaced_workers=replaced,
+            requeue_after=_soonest(*due, policy.resync_seconds),
+            faults=tuple(faults),
+        )
+    return Decision(
+        Action.NOOP,
+        delete=stale,
+        requeue_after=_soonest(*due, policy.resync_seconds),
+        faults=tuple(faults),
+    )

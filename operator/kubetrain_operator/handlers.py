@@ -1,0 +1,128 @@
+"""kopf handlers: thin, each one line of work handed to the runtime.
+
+- one daemon per TrainingJob runs its reconcile loop (kopf starts it for every job it sees,
+  stops it when the job is deleted, and pauses it when peering says another replica leads);
+- watch events on a job or on its pods poke that loop;
+- all kopf settings are set in `configure`, with the reasons.
+
+The runtime comes in through kopf's memo (`memo.runtime`), built by `__main__`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from kubetrain.api import GROUP, PLURAL, VERSION
+from kubetrain_operator.health import Probes, Servers
+from kubetrain_operator.reconcile import JobKey
+from kubetrain_operator.render import LABEL_JOB
+from kubetrain_operator.runtime import Runtime
+
+FINALIZER = f"{GROUP}/operator"
+
+
+def _runtime(memo: kopf.Memo) -> Runtime:
+    runtime: Runtime = memo["runtime"]
+    return runtime
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's watches use the same credentials as our client (kubeconfig or ServiceAccount)."""
+    cfg = _runtime(memo).reconciler.kube.api.configuration
+    # Re-read on every login: kopf logs in again on a 401, and a bound token may have rotated.
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _sep, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        trust_env=settings.networking.trust_env,
+    )
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    runtime = _runtime(memo)
+    # The daemons need a finalizer (kopf stops a job's loop before the job goes away); ours
+    # is named after our group, so `kubectl get -o yaml` tells users whose it is.
+    settings.persistence.finalizer = FINALIZER
+    # kopf's default would also write status.kopf, which the CRD's structural schema prunes.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=f"kopf.{GROUP}"
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=f"kopf.{GROUP}", key="last-handled-configuration"
+    )
+    # We write our own Events, one per condition change; kopf's would repeat handler logs.
+    settings.posting.enabled = False
+    # Watch only our pods, filtered by the API server: a cluster's other pods cost nothing.
+    settings.watching.label_selectors["v1", "pods"] = LABEL_JOB
+    # Seconds. A request slower than this is retried; watches have their own timeouts.
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    # Seconds a stopping daemon (job deleted, peering paused) gets before it is cancelled.
+    settings.background.cancellation_polling = 1
+
+    servers = Servers()
+    server = runtime.config.server
+    await servers.start(
+        host=server.host,
+        health_port=server.health_port,
+        metrics_port=server.metrics_port,
+        probes=Probes(
+            is_ready=lambda: runtime.ready, oldest_pass_seconds=runtime.oldest_pass_seconds
+        ),
+        registry=runtime.metrics.registry,
+    )
+    memo["servers"] = servers
+    runtime.ready = True
+    logging.getLogger(__name__).info(
+        "kubetrain operator ready: metrics on :%d, health on :%d",
+        server.metrics_port,
+        server.health_port,
+    )
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    runtime = _runtime(memo)
+    runtime.ready = False
+    servers: Servers | None = memo.get("servers")
+    if servers is not None:
+        await servers.stop()
+    runtime.executor.shutdown(wait=False, cancel_futures=True)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def keep_job_reconciled(
+    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    await _runtime(memo).keep_reconciled(JobKey(namespace or "", name), stopped)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def job_changed(
+    type: str, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
+) -> None:
+    runtime = _runtime(memo)
+    if type == "DELETED":
+        runtime.reconciler.forget(uid)
+    else:
+        runtime.poke(JobKey(namespace or "", name))
+
+
+@kopf.on.event("v1", "pods", labels={LABEL_JOB: kopf.PRESENT})
+async def pod_changed(
+    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    _runtime(memo).poke(JobKey(namespace or "", labels[LABEL_JOB]))

@@ -1,0 +1,189 @@
+"""A thin, synchronous Kubernetes client over raw JSON dicts.
+
+The official client's typed models cost a validation and a conversion per call and are never
+needed here: the operator reads dicts through typed views (`observe.PodView`) and writes dicts
+built by `render`. So every call goes through one `_call`, which speaks JSON, takes keyword-only
+arguments and documents its edge cases: a 404 returns None, a 409 on create returns False.
+
+Thread-safe: one `Kube` is shared by the reconcile threads (urllib3's pool is thread-safe).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from kubetrain.api import GROUP, PLURAL, VERSION
+
+Obj = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+
+# Where each kind we create lives, relative to its namespace.
+_COLLECTIONS: dict[str, tuple[str, str]] = {
+    "Pod": ("/api/v1", "pods"),
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Service": ("/api/v1", "services"),
+    "ServiceAccount": ("/api/v1", "serviceaccounts"),
+    "Event": ("/api/v1", "events"),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
+    "TrainingJob": (f"/apis/{GROUP}/{VERSION}", PLURAL),
+}
+
+
+class ApiError(RuntimeError):
+    """A non-2xx answer other than the ones a method documents as normal."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status} {reason}: {message}")
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0  # seconds; an API server that does not accept in 5 s is down
+    read: float = 30.0  # seconds; generous for a LIST of many pods on a busy server
+
+
+def api_client(
+    *, kubeconfig: str | None = None, in_cluster: bool = False, pool_size: int = 16
+) -> k8s.ApiClient:
+    """An ApiClient from a kubeconfig file (None: the default) or the pod's ServiceAccount."""
+    cfg = k8s.Configuration()
+    if in_cluster:
+        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=cfg
+        )
+    # One connection per reconcile thread; the default (5 per CPU) starves 16 threads on 2 CPUs.
+    cfg.connection_pool_maxsize = pool_size
+    return k8s.ApiClient(cfg)
+
+
+def _path(kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+    prefix, plural = _COLLECTIONS[kind]
+    path = f"{prefix}/namespaces/{quote(namespace)}/{plural}"
+    if name is not None:
+        path += f"/{quote(name)}"
+    if sub is not None:
+        path += f"/{sub}"
+    return path
+
+
+class Kube:
+    def __init__(self, api: k8s.ApiClient, *, timeouts: Timeouts | None = None) -> None:
+        self.api = api
+        self.timeouts = timeouts or Timeouts()
+
+    # ------------------------------------------------------------------ transport
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: object | None = None,
+        content_type: str = "application/json",
+    ) -> Obj | None:
+        """One request. Returns the decoded body; None on 404; raises ApiError otherwise."""
+        if query:
+            path = f"{path}?{urlencode(query)}"
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = self.api.param_serialize(
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(
+            *params, _request_timeout=(self.timeouts.connect, self.timeouts.read)
+        )
+        data: bytes = response.read()  # type: ignore[no-untyped-call]
+        if response.status == 404:
+            return None
+        decoded: Obj = json.loads(data) if data else {}
+        if not 200 <= response.status < 300:
+            raise ApiError(response.status, str(decoded.get("reason", response.reason)),
+                           str(decoded.get("message", data[:500])))  # fmt: skip
+        return decoded
+
+    # ------------------------------------------------------------------ TrainingJobs
+
+    def get_job(self, *, namespace: str, name: str) -> Obj | None:
+        """The TrainingJob, or None if it does not exist (any more)."""
+        return self._call("GET", _path("TrainingJob", namespace, name))
+
+    def patch_job_status(self, *, namespace: str, name: str, patch: Obj) -> Obj | None:
+        """Merge-patches `status` (no resourceVersion: disjoint writers never conflict).
+
+        Returns the updated job, or None if the job is gone.
+        """
+        return self._call(
+            "PATCH",
+            _path("TrainingJob", namespace, name, "status"),
+            body={"status": patch},
+            content_type=MERGE_PATCH,
+        )
+
+    def delete_job(self, *, namespace: str, name: str, uid: str) -> None:
+        """Deletes the job if it is still the one with `uid`; its objects go by garbage collection.
+
+        A job already gone (404) or replaced by a new one with the same name (409) is left alone.
+        """
+        body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
+        try:
+            self._call("DELETE", _path("TrainingJob", namespace, name), body=body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+
+    # ------------------------------------------------------------------ pods and owned objects
+
+    def list_pods(self, *, namespace: str, selector: str) -> list[Obj]:
+        """Pods matching a label selector, read from etcd (never a stale cache)."""
+        found = self._call("GET", _path("Pod", namespace), query={"labelSelector": selector})
+        return list((found or {}).get("items") or [])
+
+    def get_config_map(self, *, namespace: str, name: str) -> Obj | None:
+        return self._call("GET", _path("ConfigMap", namespace, name))
+
+    def patch_config_map(self, *, namespace: str, name: str, patch: Obj) -> Obj | None:
+        return self._call(
+            "PATCH", _path("ConfigMap", namespace, name), body=patch, content_type=MERGE_PATCH
+        )
+
+    def create(self, obj: Obj) -> bool:
+        """Creates `obj` in its namespace. True if created, False if it already existed (409)."""
+        meta = obj["metadata"]
+        try:
+            self._call("POST", _path(obj["kind"], meta["namespace"]), body=obj)
+        except ApiError as exc:
+            if exc.status == 409 and exc.reason == "AlreadyExists":
+                return False
+            raise
+        return True
+
+    def delete_pod(self, *, namespace: str, name: str, uid: str | None = None) -> None:
+        """Deletes a pod; with `uid`, only that very pod, never a successor with the same name.
+
+        Missing (404) or replaced (409 on the uid precondition) pods are fine: the goal is met.
+        """
+        body: Obj = {"propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        try:
+            self._call("DELETE", _path("Pod", namespace, name), body=body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise

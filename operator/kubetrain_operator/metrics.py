@@ -1,0 +1,143 @@
+"""The operator's Prometheus metrics, counted from status transitions.
+
+Counters move when a status write changes a condition, never per reconcile, so a restarted
+operator (which finds the transitions already in status) counts nothing twice. Each `Metrics`
+owns its registry: tests get a fresh one, the entry point serves one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from kubetrain.api import ConditionType, Phase, TrainingJobStatus
+
+# Seconds. Startup spans a pod creation on an idle control plane (< 1 s) to an image pull and a
+# GPU node scale-up (minutes).
+_STARTUP_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+# Seconds. Training jobs last from a minute (a smoke test) to days.
+_DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200)
+# Seconds. One reconcile is a GET, a LIST and a few writes: milliseconds, seconds when throttled.
+_RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def _turned_true(old: TrainingJobStatus, new: TrainingJobStatus, ctype: ConditionType) -> bool:
+    def true(s: TrainingJobStatus) -> bool:
+        return any(c.type is ctype and c.status == "True" for c in s.conditions)
+
+    return true(new) and not true(old)
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    a = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    b = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    return max(0.0, (b - a).total_seconds())
+
+
+class _PhaseCollector(Collector):
+    """`kubetrain_jobs{phase}`: computed from the latest phase of each job at scrape time."""
+
+    def __init__(self, phases: dict[str, Phase]) -> None:
+        self.phases = phases
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "kubetrain_jobs", "TrainingJobs this operator manages, by phase.", labels=["phase"]
+        )
+        counts = dict.fromkeys(Phase, 0)
+        for phase in list(self.phases.values()):
+            counts[phase] += 1
+        for phase, count in counts.items():
+            gauge.add_metric([phase.value], count)
+        yield gauge
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.created = Counter(
+            "kubetrain_jobs_created", "TrainingJobs whose pods were created.", registry=r
+        )
+        self.succeeded = Counter(
+            "kubetrain_jobs_succeeded", "TrainingJobs that succeeded.", registry=r
+        )
+        self.failed = Counter(
+            "kubetrain_jobs_failed", "TrainingJobs that failed, by reason.", ["reason"], registry=r
+        )
+        self.restarted = Counter(
+            "kubetrain_jobs_restarted", "Whole-job restarts (backoffLimit).", registry=r
+        )
+        self.workers_replaced = Counter(
+            "kubetrain_workers_replaced", "Worker pods replaced after they died.", registry=r
+        )
+        self.startup = Histogram(
+            "kubetrain_job_startup_seconds",
+            "From the TrainingJob's creation to all of its pods Running.",
+            buckets=_STARTUP_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "kubetrain_job_duration_seconds",
+            "From a job's start to its end (succeeded or failed).",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.reconcile = Histogram(
+            "kubetrain_reconcile_duration_seconds",
+            "Time of one reconcile pass of one job.",
+            buckets=_RECONCILE_BUCKETS,
+            registry=r,
+        )
+        self.reconcile_errors = Counter(
+            "kubetrain_reconcile_errors", "Reconcile passes that raised.", registry=r
+        )
+        self.phases: dict[str, Phase] = {}
+        r.register(_PhaseCollector(self.phases))
+
+    def observe(
+        self,
+        *,
+        uid: str,
+        created_at: datetime | None,
+        old: TrainingJobStatus,
+        new: TrainingJobStatus,
+        now: datetime,
+    ) -> None:
+        """Counts what changed between two statuses of one job."""
+        if new.phase is not None:
+            self.phases[uid] = new.phase
+        if old.start_time is None and new.start_time is not None:
+            self.created.inc()
+        first_start = new.restarts == 0 and new.worker_restarts == 0 and not any(
+            c.type is ConditionType.SUSPENDED for c in new.conditions
+        )
+        ready = _turned_true(old, new, ConditionType.PODS_READY)
+        if first_start and ready and created_at is not None:
+            self.startup.observe(max(0.0, (now - created_at).total_seconds()))
+        if new.restarts > old.restarts:
+            self.restarted.inc(new.restarts - old.restarts)
+        if new.worker_restarts > old.worker_restarts:
+            self.workers_replaced.inc(new.worker_restarts - old.worker_restarts)
+        ended = False
+        if _turned_true(old, new, ConditionType.SUCCEEDED):
+            self.succeeded.inc()
+            ended = True
+        if _turned_true(old, new, ConditionType.FAILED):
+            reason = next(c.reason for c in new.conditions if c.type is ConditionType.FAILED)
+            self.failed.labels(reason=reason).inc()
+            ended = True
+        if ended:
+            seconds = _seconds_between(new.start_time, new.completion_time)
+            if seconds is not None:
+                self.duration.observe(seconds)
+
+    def forget(self, uid: str) -> None:
+        """A deleted job leaves the phase gauge."""
+        self.phases.pop(uid, None)

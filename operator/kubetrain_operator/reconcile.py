@@ -1,0 +1,302 @@
+"""One reconcile pass of one TrainingJob: load, decide, act, patch the status.
+
+The pass is idempotent: it reads everything it acts on from the API server, creates only what is
+missing (a 409 counts as created) and deletes pods by uid. Running it twice in a row changes
+nothing the second time, and an operator restarted mid-job adopts the pods it finds.
+
+Order of writes: for a decision that ends an attempt (restart, failure, suspension) the status is
+written first, then pods are deleted, so a crash in between never loses a restart from the
+backoffLimit count. For creations the pods come first and the status says so afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from kubetrain.api import (
+    InvalidTrainingJob,
+    TrainingJob,
+    TrainingJobSpec,
+    TrainingJobStatus,
+    parse_job,
+)
+from kubetrain.api.spec import RunPolicySpec
+from kubetrain_operator.conditions import events_for, next_status, rfc3339, status_patch
+from kubetrain_operator.config import OperatorConfig
+from kubetrain_operator.decide import Action, Decision, Situation, decide
+from kubetrain_operator.kube import ApiError, Kube
+from kubetrain_operator.metrics import Metrics
+from kubetrain_operator.observe import PodView, parse_time
+from kubetrain_operator.render import (
+    CONFIG_KEY,
+    Role,
+    config_map,
+    config_map_name,
+    head_pod,
+    pod_selector,
+    support_objects,
+    worker_pod,
+)
+from kubetrain_operator.render.events import job_event
+from kubetrain_operator.specdiff import resolve_spec
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class JobKey:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the caller needs to schedule the next pass."""
+
+    gone: bool = False  # the job no longer exists (or is being deleted): stop reconciling it
+    requeue_after: float | None = None  # seconds; None: wait for an event (or the resync)
+    action: Action | None = None
+
+
+@dataclass
+class _Frozen:
+    """The spec the job's pods run with, as stored in its ConfigMap."""
+
+    spec: Obj
+    resource_version: str | None
+
+
+def _lenient_spec(raw_spec: object) -> TrainingJobSpec:
+    """Just enough of an invalid spec to apply its run policy (cleanup, TTL) when failing it."""
+    policy = RunPolicySpec()
+    if isinstance(raw_spec, dict):
+        with contextlib.suppress(ValueError):
+            policy = RunPolicySpec.model_validate(raw_spec.get("runPolicy") or {})
+    # Unvalidated on purpose: only run_policy is read on the way to Failed/InvalidSpec.
+    return TrainingJobSpec.model_construct(run_policy=policy)  # type: ignore[call-arg]
+
+
+class Reconciler:
+    """Reconciles jobs one pass at a time. Safe to share between threads, one pass per job."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        config: OperatorConfig,
+        metrics: Metrics,
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.metrics = metrics
+        self.clock = clock
+        # Frozen specs by job uid. Each job is reconciled by one thread at a time, so each entry
+        # is only touched by one thread at a time.
+        self._frozen: dict[str, _Frozen | None] = {}
+
+    def forget(self, uid: str) -> None:
+        self._frozen.pop(uid, None)
+        self.metrics.forget(uid)
+
+    # ------------------------------------------------------------------ the pass
+
+    def reconcile(self, key: JobKey) -> Outcome:
+        started = time.perf_counter()
+        try:
+            return self._reconcile(key)
+        except Exception:
+            self.metrics.reconcile_errors.inc()
+            raise
+        finally:
+            self.metrics.reconcile.observe(time.perf_counter() - started)
+
+    def _reconcile(self, key: JobKey) -> Outcome:
+        raw = self.kube.get_job(namespace=key.namespace, name=key.name)
+        if raw is None or raw["metadata"].get("deletionTimestamp"):
+            return Outcome(gone=True)
+        meta = raw["metadata"]
+        uid: str = meta["uid"]
+        status = TrainingJobStatus.model_validate(raw.get("status") or {})
+
+        invalid: str | None = None
+        job: TrainingJob | None = None
+        try:
+            job = parse_job(raw, source=f"TrainingJob {key}")
+        except InvalidTrainingJob as exc:
+            invalid = "; ".join(exc.problems)
+
+        pods = [
+            view
+            for p in self.kube.list_pods(namespace=key.namespace, selector=pod_selector(key.name))
+            if (view := PodView(p)).owned_by(uid)
+        ]
+        now = self.clock()
+
+        if job is None:
+            situation = Situation(
+                name=key.name,
+                spec=_lenient_spec(raw.get("spec")),
+                status=status,
+                pods=tuple(pods),
+                now=now,
+                invalid=invalid,
+            )
+            return self._carry_out(raw, situation, decide(situation, self.config.policy), None)
+
+        frozen = self._frozen_spec(uid, key)
+        current = job.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        pods_exist = any(not p.deleting for p in pods)
+        outcome = resolve_spec(frozen.spec if frozen else None, current, pods_exist=pods_exist)
+        try:
+            effective = TrainingJobSpec.model_validate(outcome.effective)
+        except ValueError:
+            effective = job.spec  # a frozen spec that no longer parses: run the current one
+        situation = Situation(
+            name=key.name,
+            spec=effective,
+            status=status,
+            pods=tuple(pods),
+            now=now,
+            refused=outcome.refused,
+            refused_message=outcome.message,
+        )
+        decision = decide(situation, self.config.policy)
+        run_job = job.model_copy(update={"spec": effective})
+        return self._carry_out(raw, situation, decision, run_job)
+
+    # ------------------------------------------------------------------ doing
+
+    def _carry_out(
+        self, raw: Obj, s: Situation, d: Decision, job: TrainingJob | None
+    ) -> Outcome:
+        meta = raw["metadata"]
+        key = JobKey(meta["namespace"], meta["name"])
+        uid: str = meta["uid"]
+        if d.action is Action.DELETE_JOB:
+            log.info("%s: deleting the job: %s", key, d.message)
+            self.kube.delete_job(namespace=key.namespace, name=key.name, uid=uid)
+            return Outcome(gone=True, action=d.action)
+
+        if d.action is Action.CREATE and job is not None:
+            try:
+                self._create(job, s, d)
+            except ApiError as exc:
+                if exc.status not in (400, 422):
+                    raise
+                # The API server refuses what the spec renders to: a spec error, not a blip.
+                s = Situation(
+                    name=s.name, spec=s.spec, status=s.status, pods=s.pods, now=s.now,
+                    invalid=f"the API server refused a pod of this job: {exc.message}",
+                )  # fmt: skip
+                d = decide(s, self.config.policy)
+
+        new = next_status(s, d, generation=meta.get("generation"), now=s.now)
+        if d.action.ends_attempt:
+            self._write_status(key, uid, raw, s.status, new)
+            self._delete_pods(key, s, d.delete)
+        else:
+            self._delete_pods(key, s, d.delete)
+            self._write_status(key, uid, raw, s.status, new)
+        return Outcome(requeue_after=d.requeue_after, action=d.action)
+
+    def _write_status(
+        self, key: JobKey, uid: str, raw: Obj, old: TrainingJobStatus, new: TrainingJobStatus
+    ) -> None:
+        patch = status_patch(old, new)
+        created_at = parse_time(raw["metadata"].get("creationTimestamp"))
+        if patch:
+            updated = self.kube.patch_job_status(
+                namespace=key.namespace, name=key.name, patch=patch
+            )
+            if updated is None:
+                return  # deleted meanwhile
+            for event in events_for(old, new):
+                self._event(key, uid, event.type, event.reason, event.message)
+        self.metrics.observe(uid=uid, created_at=created_at, old=old, new=new, now=self.clock())
+
+    def _event(self, key: JobKey, uid: str, kind: str, reason: str, message: str) -> None:
+        body = job_event(
+            name=key.name, namespace=key.namespace, uid=uid, type=kind, reason=reason,
+            message=message, source=self.config.event_source, at=rfc3339(self.clock()),
+        )  # fmt: skip
+        try:
+            self.kube.create(body)
+        except ApiError as exc:  # an event is worth a log line, not a failed reconcile
+            log.warning("%s: cannot write event %s: %s", key, reason, exc)
+
+    def _delete_pods(self, key: JobKey, s: Situation, names: tuple[str, ...]) -> None:
+        uids = {p.name: p.meta.get("uid") for p in s.pods}
+        for name in names:
+            self.kube.delete_pod(namespace=key.namespace, name=name, uid=uids.get(name))
+
+    def _create(self, job: TrainingJob, s: Situation, d: Decision) -> None:
+        settings = self.config.pods
+        attempt = s.status.restarts
+        fresh = not any(not p.deleting for p in s.pods)
+        if fresh:
+            # A new attempt: the pods will run the spec in force now; freeze it for them.
+            self._freeze(job)
+            for obj in support_objects(job, settings):
+                if obj["kind"] != "ConfigMap":
+                    self.kube.create(obj)
+        for pod_key in d.create:
+            if pod_key.role is Role.HEAD:
+                pod = head_pod(job, attempt=attempt, settings=settings)
+            else:
+                pod = worker_pod(job, pod_key.rank or 0, attempt=attempt, settings=settings)
+            self.kube.create(pod)
+
+    # ------------------------------------------------------------------ the frozen spec
+
+    def _frozen_spec(self, uid: str, key: JobKey) -> _Frozen | None:
+        if uid not in self._frozen:
+            cm = self.kube.get_config_map(namespace=key.namespace, name=config_map_name(key.name))
+            self._frozen[uid] = _read_frozen(cm, uid)
+        return self._frozen[uid]
+
+    def _freeze(self, job: TrainingJob) -> None:
+        """Writes the ConfigMap the driver reads (created, or updated if the spec moved on)."""
+        uid = job.metadata.uid or ""
+        wanted = config_map(job)
+        spec = json.loads(wanted["data"][CONFIG_KEY])["spec"]
+        frozen = self._frozen.get(uid)
+        if frozen is not None and frozen.spec == spec:
+            return
+        if not self.kube.create(wanted):
+            self.kube.patch_config_map(
+                namespace=job.namespace,
+                name=config_map_name(job.name),
+                patch={"metadata": {"annotations": wanted["metadata"]["annotations"]},
+                       "data": wanted["data"]},
+            )  # fmt: skip
+        self._frozen[uid] = _Frozen(spec, None)
+
+
+def _read_frozen(cm: Obj | None, uid: str) -> _Frozen | None:
+    if cm is None:
+        return None
+    if not any(ref.get("uid") == uid for ref in cm["metadata"].get("ownerReferences") or []):
+        return None  # a leftover of an earlier job with the same name
+    try:
+        data = json.loads((cm.get("data") or {})[CONFIG_KEY])
+    except (KeyError, ValueError):
+        return None
+    return _Frozen(data.get("spec") or {}, cm["metadata"].get("resourceVersion"))

@@ -1,0 +1,328 @@
+"""Pure builders for everything a TrainingJob owns: dicts in, dicts out, no client.
+
+Each builder takes the job whose spec the pods run with (the operator freezes it in the ConfigMap
+when the job starts) and returns the object exactly as it is created, owner reference included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from kubetrain.api import GROUP, PLURAL, TrainingJob
+from kubetrain_operator.config import PodSettings
+from kubetrain_operator.render.names import (
+    ANNOTATION_GENERATION,
+    CONFIG_DIR,
+    CONFIG_KEY,
+    LABEL_ATTEMPT,
+    LABEL_JOB,
+    LABEL_MANAGED_BY,
+    LABEL_RANK,
+    LABEL_ROLE,
+    MANAGED_BY,
+    PASSED_THROUGH_LABELS,
+    TRAINING_MARKER,
+    Role,
+    config_map_name,
+    driver_rbac_name,
+    head_pod_name,
+    owner_reference,
+    service_name,
+    worker_pod_name,
+)
+
+Obj = dict[str, Any]
+
+_DRIVER_MODULE = "kubetrain_operator.driver"
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def job_labels(job: TrainingJob) -> dict[str, str]:
+    labels = {LABEL_JOB: job.name, LABEL_MANAGED_BY: MANAGED_BY}
+    for key in PASSED_THROUGH_LABELS:
+        if key in job.metadata.labels:
+            labels[key] = job.metadata.labels[key]
+    return labels
+
+
+def _metadata(job: TrainingJob, name: str, labels: dict[str, str] | None = None) -> Obj:
+    if job.metadata.uid is None:
+        raise ValueError(f"TrainingJob {job.name!r} has no uid; render it from the API object")
+    return {
+        "name": name,
+        "namespace": job.namespace,
+        "labels": {**job_labels(job), **(labels or {})},
+        "ownerReferences": [owner_reference(name=job.name, uid=job.metadata.uid)],
+    }
+
+
+# --------------------------------------------------------------------------- config and service
+
+
+def resolved_job(job: TrainingJob) -> Obj:
+    """The TrainingJob as the driver reads it: the spec with every default filled in."""
+    return {
+        "apiVersion": job.api_version,
+        "kind": job.kind,
+        "metadata": {"name": job.name, "namespace": job.namespace},
+        "spec": job.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+
+
+def config_map(job: TrainingJob) -> Obj:
+    meta = _metadata(job, config_map_name(job.name))
+    meta["annotations"] = {ANNOTATION_GENERATION: str(job.metadata.generation or 0)}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta,
+        "data": {CONFIG_KEY: json.dumps(resolved_job(job), indent=2, sort_keys=True)},
+    }
+
+
+def head_service(job: TrainingJob, settings: PodSettings) -> Obj:
+    ports = settings.ports
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(job, service_name(job.name)),
+        "spec": {
+            # Headless: workers resolve the head pod's own IP, no kube-proxy hop for GCS traffic.
+            "clusterIP": "None",
+            # The head turns Ready only once workers have joined; they must resolve it before.
+            "publishNotReadyAddresses": True,
+            "selector": {LABEL_JOB: job.name, LABEL_ROLE: Role.HEAD.value},
+            "ports": [
+                {"name": "gcs", "port": ports.gcs, "targetPort": ports.gcs},
+                {"name": "dashboard", "port": ports.dashboard, "targetPort": ports.dashboard},
+                {"name": "metrics", "port": ports.metrics, "targetPort": ports.metrics},
+            ],
+        },
+    }
+
+
+def head_address(job: TrainingJob, settings: PodSettings) -> str:
+    return f"{service_name(job.name)}.{job.namespace}.svc:{settings.ports.gcs}"
+
+
+# --------------------------------------------------------------------------- driver RBAC
+
+
+def driver_service_account_name(job: TrainingJob) -> str:
+    """The head runs as the user's ServiceAccount if one is set, else as a per-job one."""
+    return job.spec.pod.service_account_name or driver_rbac_name(job.name)
+
+
+def driver_service_account(job: TrainingJob) -> Obj | None:
+    if job.spec.pod.service_account_name:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(job, driver_rbac_name(job.name)),
+    }
+
+
+def driver_role(job: TrainingJob) -> Obj:
+    """The driver may read its own TrainingJob and patch its status, and nothing else."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _metadata(job, driver_rbac_name(job.name)),
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "resources": [PLURAL],
+                "resourceNames": [job.name],
+                "verbs": ["get"],
+            },
+            {
+                "apiGroups": [GROUP],
+                "resources": [f"{PLURAL}/status"],
+                "resourceNames": [job.name],
+                "verbs": ["get", "patch"],
+            },
+        ],
+    }
+
+
+def driver_role_binding(job: TrainingJob) -> Obj:
+    name = driver_rbac_name(job.name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(job, name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": driver_service_account_name(job),
+                "namespace": job.namespace,
+            }
+        ],
+    }
+
+
+def support_objects(job: TrainingJob, settings: PodSettings) -> list[Obj]:
+    """Everything but the pods, in creation order (the Role before its binding)."""
+    objects = [config_map(job), head_service(job, settings)]
+    account = driver_service_account(job)
+    if account is not None:
+        objects.append(account)
+    objects += [driver_role(job), driver_role_binding(job)]
+    return objects
+
+
+# --------------------------------------------------------------------------- pods
+
+
+def _cpu_cores(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _env(job: TrainingJob, extra: dict[str, str]) -> list[Obj]:
+    env: list[Obj] = [
+        {"name": "KUBETRAIN_JOB_NAME", "value": job.name},
+        {
+            "name": "KUBETRAIN_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
+        {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"},
+    ]
+    env += [{"name": k, "value": v} for k, v in extra.items()]
+    # The user's variables come last so they can override ours (Kubernetes keeps the last one).
+    env += [{"name": e.name, "value": e.value} for e in job.spec.pod.env]
+    return env
+
+
+def _pod_spec(job: TrainingJob, settings: PodSettings, container: Obj, volumes: list[Obj]) -> Obj:
+    pod = job.spec.pod
+    spec: Obj = {
+        # The operator decides about every failure (exit code, OOM, backoffLimit), not the kubelet.
+        "restartPolicy": "Never",
+        # A namespace with many Services would otherwise give every pod thousands of variables.
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if pod.node_selector:
+        spec["nodeSelector"] = dict(pod.node_selector)
+    if pod.tolerations:
+        spec["tolerations"] = [
+            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in pod.tolerations
+        ]
+    if pod.priority_class_name:
+        spec["priorityClassName"] = pod.priority_class_name
+    if pod.scheduler_name:
+        spec["schedulerName"] = pod.scheduler_name
+    return spec
+
+
+def _container(job: TrainingJob, name: str, command: list[str], env: list[Obj]) -> Obj:
+    return {
+        "name": name,
+        "image": job.spec.pod.image,
+        "imagePullPolicy": job.spec.pod.image_pull_policy,
+        "command": command,
+        "env": env,
+        # Puts the last log lines into status.containerStatuses[].state.terminated.message when
+        # the container fails without a message of its own: the operator quotes them.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
+    ports = settings.ports
+    container = _container(
+        job,
+        "head",
+        [
+            settings.python, "-m", _DRIVER_MODULE, "head",
+            "--job-file", f"{CONFIG_DIR}/{CONFIG_KEY}",
+            "--gcs-port", str(ports.gcs),
+            "--dashboard-port", str(ports.dashboard),
+            "--metrics-port", str(ports.metrics),
+        ],
+        _env(job, {"KUBETRAIN_ATTEMPT": str(attempt)}),
+    )
+    resources = {"cpu": settings.head_cpu, "memory": settings.head_memory}
+    container["resources"] = {"requests": dict(resources), "limits": dict(resources)}
+    container["ports"] = [
+        {"name": "gcs", "containerPort": ports.gcs},
+        {"name": "dashboard", "containerPort": ports.dashboard},
+        {"name": "metrics", "containerPort": ports.metrics},
+    ]
+    container["volumeMounts"] = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    # Ready means "the driver is training": the Running condition follows it.
+    container["readinessProbe"] = {
+        "exec": {"command": ["test", "-e", TRAINING_MARKER]},
+        "periodSeconds": settings.readiness_period_seconds,
+        "failureThreshold": 1,
+    }
+    volumes: list[Obj] = [{"name": "config", "configMap": {"name": config_map_name(job.name)}}]
+    spec = _pod_spec(job, settings, container, volumes)
+    spec["serviceAccountName"] = driver_service_account_name(job)
+    meta = _metadata(
+        job, head_pod_name(job.name), {LABEL_ROLE: Role.HEAD.value, LABEL_ATTEMPT: str(attempt)}
+    )
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettings) -> Obj:
+    res = job.spec.distributed.resources_per_worker
+    # Ray counts whole CPUs; the Ray Train worker asks for the spec's CPUs, so one fits per pod.
+    ray_cpus = max(1, math.ceil(_cpu_cores(res.cpu)))
+    container = _container(
+        job,
+        "worker",
+        [
+            settings.python, "-m", _DRIVER_MODULE, "worker",
+            "--head-address", head_address(job, settings),
+            "--num-cpus", str(ray_cpus),
+            "--num-gpus", str(res.gpu),
+        ],
+        _env(job, {"KUBETRAIN_RANK": str(rank), "KUBETRAIN_ATTEMPT": str(attempt)}),
+    )
+    limits: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
+    if res.gpu:
+        limits["nvidia.com/gpu"] = str(res.gpu)
+    container["resources"] = {"requests": dict(limits), "limits": dict(limits)}
+    volumes: list[Obj] = []
+    if res.gpu:
+        # NCCL and Ray's object store need more shared memory than a container's 64 MiB.
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    meta = _metadata(
+        job,
+        worker_pod_name(job.name, rank),
+        {LABEL_ROLE: Role.WORKER.value, LABEL_RANK: str(rank), LABEL_ATTEMPT: str(attempt)},
+    )
+    metrics = job.spec.metrics
+    if metrics.enabled:
+        container["ports"] = [{"name": "metrics", "containerPort": metrics.port}]
+        meta["annotations"] = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(metrics.port),
+        }
+    spec = _pod_spec(job, settings, container, volumes)
+    if job.spec.pod.service_account_name:
+        spec["serviceAccountName"] = job.spec.pod.service_account_name
+    else:
+        # Workers never call the API server: no token in their filesystem.
+        spec["automountServiceAccountToken"] = False
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def pods(job: TrainingJob, *, attempt: int, settings: PodSettings) -> list[Obj]:
+    """The head first: workers wait for it, and the head waits for nobody."""
+    out = [head_pod(job, attempt=attempt, settings=settings)]
+    out += [
+        worker_pod(job, rank, attempt=attempt, settings=settings)
+        for rank in range(job.spec.distributed.workers)
+    ]
+    return out

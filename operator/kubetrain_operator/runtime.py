@@ -1,0 +1,103 @@
+"""The operator's moving parts, and the loop that keeps one job reconciled.
+
+Each TrainingJob gets one loop (run by a kopf daemon, so peering pauses it and deletion stops it).
+The loop runs a reconcile pass in a worker thread, then sleeps until the pass's requeue time, a
+poke, or a stop. Pokes come from watch events on the job and on its pods; several pokes during a
+pass make one more pass, not several. Nothing about a job is reconciled by two threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kubetrain_operator.config import OperatorConfig
+from kubetrain_operator.metrics import Metrics
+from kubetrain_operator.reconcile import JobKey, Outcome, Reconciler
+
+log = logging.getLogger(__name__)
+
+# Seconds between retries of a pass that raised (an API server hiccup), doubling up to the cap.
+_ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class StopFlag(Protocol):
+    """What kopf's DaemonStopped offers: truthiness, and an awaitable wait."""
+
+    def __bool__(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> Awaitable[object]: ...
+
+
+@dataclass
+class Runtime:
+    config: OperatorConfig
+    reconciler: Reconciler
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    # One wake-up event per job whose loop runs in this process.
+    wakers: dict[JobKey, asyncio.Event] = field(default_factory=dict)
+    ready: bool = False  # set once startup is complete; /readyz reports it
+    # Passes in flight: key -> start time (monotonic), for the liveness probe.
+    in_flight: dict[JobKey, float] = field(default_factory=dict)
+
+    def poke(self, key: JobKey) -> None:
+        """Something about the job changed: reconcile it soon (no-op if it has no loop here)."""
+        waker = self.wakers.get(key)
+        if waker is not None:
+            waker.set()
+
+    def oldest_pass_seconds(self) -> float:
+        started = list(self.in_flight.values())
+        return time.monotonic() - min(started) if started else 0.0
+
+    async def _pass(self, key: JobKey) -> Outcome:
+        loop = asyncio.get_running_loop()
+        self.in_flight[key] = time.monotonic()
+        try:
+            return await loop.run_in_executor(self.executor, self.reconciler.reconcile, key)
+        finally:
+            self.in_flight.pop(key, None)
+
+    async def keep_reconciled(self, key: JobKey, stopped: StopFlag) -> None:
+        """Reconciles `key` until the job is gone or `stopped` is set."""
+        waker = self.wakers[key] = asyncio.Event()
+        failures = 0
+        try:
+            while not stopped:
+                waker.clear()
+                try:
+                    outcome = await self._pass(key)
+                    failures = 0
+                except Exception as exc:
+                    delay = _ERROR_BACKOFF[min(failures, len(_ERROR_BACKOFF) - 1)]
+                    failures += 1
+                    log.warning("%s: reconcile failed (%s); retrying in %.1fs", key, exc, delay)
+                    outcome = Outcome(requeue_after=delay)
+                if outcome.gone:
+                    return
+                timeout = outcome.requeue_after
+                if timeout is None:
+                    timeout = self.config.policy.resync_seconds
+                await _first(waker.wait, lambda: stopped.wait(), timeout=timeout)
+        finally:
+            if self.wakers.get(key) is waker:
+                del self.wakers[key]
+
+
+async def _first(*waits: Callable[[], Awaitable[object]], timeout: float) -> None:
+    """Returns when the first of `waits` finishes or after `timeout` seconds."""
+    tasks = [asyncio.ensure_future(w()) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
