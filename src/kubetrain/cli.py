@@ -70,8 +70,9 @@ def _run(args: argparse.Namespace) -> int:
         last = spec.metrics.port + spec.distributed.workers - 1
         print(f"kubetrain: metrics on http://127.0.0.1:{spec.metrics.port}-{last}/metrics")
     try:
-        result = run_job(job, ConsoleSink(), cluster=LocalCluster(address=args.address,
-                                                                  verbose=args.verbose))
+        result = run_job(
+            job, ConsoleSink(), cluster=LocalCluster(address=args.address, verbose=args.verbose)
+        )
     except PreflightError as exc:
         print(f"kubetrain: invalid job: {exc}", file=sys.stderr)
         return EXIT_INVALID

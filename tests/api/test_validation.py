@@ -60,7 +60,9 @@ def test_examples_are_valid(path: Path) -> None:
 
 def test_phase_comes_from_true_conditions_not_list_order() -> None:
     def cond(t: ConditionType, status: str = "True") -> Condition:
-        return Condition(type=t, status=status, reason="R", lastTransitionTime="2026-01-01T00:00:00Z")
+        return Condition(
+            type=t, status=status, reason="R", lastTransitionTime="2026-01-01T00:00:00Z"
+        )
 
     # A stale Running condition listed last must not hide Failed.
     assert derive_phase([cond(ConditionType.FAILED), cond(ConditionType.RUNNING)]) is Phase.FAILED

@@ -18,7 +18,9 @@ CRASH_AT_FORWARD = 20  # epoch 1 is 15 forwards per worker on digits (12 train +
 class CrashOnce(nn.Module):
     def __init__(self, features: int, classes: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, classes))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, classes)
+        )
         self.calls = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,9 @@ def _one_step(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     splits = load_splits(spec)
-    loop = WorkerLoop(spec, WorkerIdentity("g", "default", rank, world), torch.device("cpu"), splits)
+    loop = WorkerLoop(
+        spec, WorkerIdentity("g", "default", rank, world), torch.device("cpu"), splits
+    )
     loop.start()
     # The same 2b samples on every run; each worker takes its contiguous b of them.
     x, y = zip(*(splits.train[i] for i in range(2 * BATCH)), strict=True)

@@ -142,8 +142,14 @@ def test_worker_crash_resumes_from_last_checkpoint(
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--workers", "-1"], "spec.distributed.workers: Input should be greater than or equal to 1"),
-        (["--backend", "horovod"], "spec.distributed.backend: Input should be 'ddp' or 'deepspeed'"),
+        (
+            ["--workers", "-1"],
+            "spec.distributed.workers: Input should be greater than or equal to 1",
+        ),
+        (
+            ["--backend", "horovod"],
+            "spec.distributed.backend: Input should be 'ddp' or 'deepspeed'",
+        ),
     ],
 )
 def test_bad_overrides_exit_nonzero_naming_the_field(args: list[str], expected: str) -> None:
@@ -157,16 +163,18 @@ def test_bad_overrides_exit_nonzero_naming_the_field(args: list[str], expected: 
 
 def test_unknown_model_and_unreadable_path_exit_nonzero(tmp_path: Path) -> None:
     bad_model = tmp_path / "bad-model.yaml"
-    bad_model.write_text((EXAMPLES / "mnist-mlp.yaml").read_text().replace("name: mlp", "name: vgg"))
+    bad_model.write_text(
+        (EXAMPLES / "mnist-mlp.yaml").read_text().replace("name: mlp", "name: vgg")
+    )
     proc = subprocess.run([*KUBETRAIN, "run", str(bad_model)], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 2 and "spec.model.name: Input should be 'mlp'" in proc.stderr
 
     bad_path = tmp_path / "bad-path.yaml"
     bad_path.write_text(
-        (EXAMPLES / "mnist-mlp.yaml").read_text().replace(
-            "source: digits", f"source: image_folder\n    path: {tmp_path / 'nowhere'}"
-        )
+        (EXAMPLES / "mnist-mlp.yaml")
+        .read_text()
+        .replace("source: digits", f"source: image_folder\n    path: {tmp_path / 'nowhere'}")
     )
     proc = subprocess.run([*KUBETRAIN, "run", str(bad_path)], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)  # fmt: skip

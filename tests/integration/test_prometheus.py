@@ -98,14 +98,15 @@ def test_prometheus_scrapes_every_worker(
     epochs = prometheus.query(f"max_over_time(kubetrain_epoch{selector}[10m])")
     assert sorted(s["metric"]["rank"] for s in epochs) == ["0", "1"]
     assert all(float(s["value"][1]) >= 1 for s in epochs)
-    for name in ("kubetrain_train_loss", "kubetrain_samples_per_second", "kubetrain_step",
-                 "kubetrain_world_size", "kubetrain_learning_rate", "kubetrain_val_loss"):  # fmt: skip
+    names = ("kubetrain_train_loss", "kubetrain_samples_per_second", "kubetrain_step",
+             "kubetrain_world_size", "kubetrain_learning_rate", "kubetrain_val_loss")  # fmt: skip
+    for name in names:
         series = prometheus.query(f"max_over_time({name}{selector}[10m])")
         assert len(series) == 2, f"{name}: {series}"
     world = prometheus.query(f"max_over_time(kubetrain_world_size{selector}[10m])")
     assert {float(s["value"][1]) for s in world} == {2.0}
     acc = prometheus.query(
-        f'max_over_time(kubetrain_val_metric{{job="prom-job", metric="accuracy"}}[10m])'
+        'max_over_time(kubetrain_val_metric{job="prom-job", metric="accuracy"}[10m])'
     )
     assert acc and 0.5 < float(acc[0]["value"][1]) <= 1.0
     steps = prometheus.query(f"max_over_time(kubetrain_step_duration_seconds_count{selector}[10m])")

@@ -6,8 +6,15 @@ from kubetrain.runner.progress import EpochReport, EtaEstimator, format_duration
 
 
 def report(epoch: int, at: float, **extra: object) -> EpochReport:
-    metrics = {"epoch": epoch, "total_epochs": 10, "val_loss": 0.5, "val_accuracy": 0.9,
-               "samples_per_second": 1234.4, "epoch_seconds": 2.0, "metric_name": "accuracy"}
+    metrics = {
+        "epoch": epoch,
+        "total_epochs": 10,
+        "val_loss": 0.5,
+        "val_accuracy": 0.9,
+        "samples_per_second": 1234.4,
+        "epoch_seconds": 2.0,
+        "metric_name": "accuracy",
+    }
     return EpochReport(metrics | extra, None, at=at)  # fmt: skip
 
 

@@ -19,8 +19,8 @@ from tests.conftest import make_job
 
 def test_digits_look_like_mnist() -> None:
     splits = load_splits(make_job().spec)
-    x, y = splits.train[0]
-    assert x.shape == (1, 28, 28) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    x, _ = splits.train[0]
+    assert x.shape == (1, 28, 28) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert len(splits.train) + len(splits.val) == 1797  # all of scikit-learn's digits
     assert splits.info.num_classes == 10 and splits.info.features == 784
 
@@ -55,7 +55,7 @@ def test_csv_wrong_label_column(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("a,b\n1,2\n")
     job = make_job(dataset={"source": "csv", "path": str(path), "labelColumn": "y"})
-    with pytest.raises(ValueError, match="spec.dataset.labelColumn: 'y' is not a column"):
+    with pytest.raises(ValueError, match=r"spec.dataset.labelColumn: 'y' is not a column"):
         load_splits(job.spec)
 
 
@@ -96,7 +96,9 @@ def test_augmentation_moves_pixels_but_keeps_shape() -> None:
 def test_horizontal_flip_mirrors() -> None:
     images = torch.zeros(64, 1, 8, 8)
     images[:, :, :, :2] = 1.0  # bright left edge
-    out = augment_batch(images, AugmentationSpec(horizontalFlip=True), torch.Generator().manual_seed(1))
+    out = augment_batch(
+        images, AugmentationSpec(horizontalFlip=True), torch.Generator().manual_seed(1)
+    )
     flipped = out[:, 0, :, -1].mean(1) > 0.5
     assert 10 < int(flipped.sum()) < 54  # about half are mirrored
     assert torch.allclose(out[flipped], images[flipped].flip(-1), atol=1e-5)
@@ -108,7 +110,7 @@ def test_text_samples_for_lstm_and_vocab() -> None:
         dataset={"source": "text_samples", "samples": 200, "maxLength": 24},
     )
     splits = load_splits(job.spec)
-    ids, label = splits.train[0]
+    ids, _ = splits.train[0]
     assert ids.dtype == torch.int64 and ids.shape == (24,) and int(ids.max()) < 100
     vocab = Vocabulary.build(["the cat", "the dog"], size=10)
     assert vocab.encode(["the bird"], 4).tolist() == [[vocab.index["the"], 1, 0, 0]]

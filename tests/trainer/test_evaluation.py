@@ -11,7 +11,9 @@ from kubetrain.trainer.evaluation import classification_metrics, confusion_matri
 def test_macro_metrics_match_sklearn() -> None:
     gen = torch.Generator().manual_seed(3)
     labels = torch.randint(0, 4, (300,), generator=gen)
-    preds = torch.where(torch.rand(300, generator=gen) < 0.7, labels, torch.randint(0, 4, (300,), generator=gen))
+    preds = torch.where(
+        torch.rand(300, generator=gen) < 0.7, labels, torch.randint(0, 4, (300,), generator=gen)
+    )
     ours = classification_metrics(confusion_matrix(preds, labels, 4))
     p, r, f, _ = precision_recall_fscore_support(labels, preds, average="macro", zero_division=0)
     assert abs(ours["accuracy"] - accuracy_score(labels, preds)) < 1e-12

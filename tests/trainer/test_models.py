@@ -110,7 +110,9 @@ def test_mobilenet_loads_a_saved_backbone(tmp_path: object) -> None:
 
 
 def test_custom_entrypoint_builds_user_model() -> None:
-    model = build_model(spec(name="custom", entrypoint="tests.trainer.user_models:tiny"), IMAGE_1x28)
+    model = build_model(
+        spec(name="custom", entrypoint="tests.trainer.user_models:tiny"), IMAGE_1x28
+    )
     assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 

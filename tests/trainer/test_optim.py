@@ -32,7 +32,9 @@ def test_every_optimizer_reduces_a_quadratic(name: OptimizerName) -> None:
 
 
 def test_momentum_is_sgd_with_momentum() -> None:
-    opt = build_optimizer([nn.Parameter(torch.zeros(1))], OptimizerSpec(name="momentum", momentum=0.8))
+    opt = build_optimizer(
+        [nn.Parameter(torch.zeros(1))], OptimizerSpec(name="momentum", momentum=0.8)
+    )
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.8
 
 

@@ -85,6 +85,10 @@ def _structural(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
         else:
             out[key] = value
 
+    if out.get("default") == "":
+        # Kubernetes 1.20 turns a "" default into null and then refuses the CRD; an absent
+        # string means "" to every reader of the spec anyway.
+        del out["default"]
     if out.get("type") == "object" and "properties" in out:
         required = set(out.get("required", []))
         for name, sub in out["properties"].items():

@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kubetrain.api.constants import API_VERSION, KIND
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
 
@@ -30,8 +29,10 @@ class ObjectMeta(BaseModel):
 class TrainingJob(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    api_version: Literal["kubetrain.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
-    kind: Literal["TrainingJob"] = KIND
+    api_version: Literal["kubetrain.io/v1alpha1"] = Field(
+        "kubetrain.io/v1alpha1", alias="apiVersion"
+    )
+    kind: Literal["TrainingJob"] = "TrainingJob"
     metadata: ObjectMeta
     spec: TrainingJobSpec
     status: TrainingJobStatus | None = None

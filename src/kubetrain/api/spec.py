@@ -86,7 +86,9 @@ class ModelSpec(SpecModel):
     @model_validator(mode="after")
     def _custom_needs_entrypoint(self) -> ModelSpec:
         if self.name is ModelName.CUSTOM and not self.entrypoint:
-            raise ValueError("entrypoint is required when name is 'custom' (e.g. 'mypkg.nets:build')")
+            raise ValueError(
+                "entrypoint is required when name is 'custom' (e.g. 'mypkg.nets:build')"
+            )
         return self
 
 
@@ -394,7 +396,5 @@ class TrainingJobSpec(SpecModel):
         if self.dataset.source in (DatasetSource.IMAGE_FOLDER, DatasetSource.CSV) and not (
             self.dataset.path
         ):
-            raise ValueError(
-                f"dataset.path is required for source '{self.dataset.source.value}'"
-            )
+            raise ValueError(f"dataset.path is required for source '{self.dataset.source.value}'")
         return self

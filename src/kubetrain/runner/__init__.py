@@ -2,7 +2,14 @@
 
 from kubetrain.runner.preflight import PreflightError
 from kubetrain.runner.progress import ConsoleSink, EpochReport, ProgressSink, WorkerFailure
-from kubetrain.runner.ray_job import JobFailed, LocalCluster, Overrides, RunResult, run_job, start_ray
+from kubetrain.runner.ray_job import (
+    JobFailed,
+    LocalCluster,
+    Overrides,
+    RunResult,
+    run_job,
+    start_ray,
+)
 
 __all__ = [
     "ConsoleSink",

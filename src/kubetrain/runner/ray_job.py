@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -159,7 +158,7 @@ def build_trainer(
             storage_filesystem=storage.filesystem,
             failure_config=ray.train.FailureConfig(max_failures=spec.distributed.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
-            callbacks=[ProgressCallback(progress_queue)],
+            callbacks=[ProgressCallback(progress_queue)],  # type: ignore[list-item]
         ),
     )
 
@@ -198,7 +197,9 @@ def run_job(
     start_ray(cluster, workers_cpu)
     storage = resolve(spec.checkpoint)
     progress_queue = Queue(actor_options={"num_cpus": 0})
-    trainer = build_trainer(job, storage, progress_queue, metrics_port_per_rank=metrics_port_per_rank)
+    trainer = build_trainer(
+        job, storage, progress_queue, metrics_port_per_rank=metrics_port_per_rank
+    )
 
     outcome: dict[str, Any] = {}
 

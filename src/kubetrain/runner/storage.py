@@ -24,8 +24,10 @@ def resolve(spec: CheckpointSpec) -> Storage:
     if uri.startswith("s3://"):
         from pyarrow import fs
 
-        s3 = fs.S3FileSystem(endpoint_override=spec.s3_endpoint) if spec.s3_endpoint else (
-            fs.S3FileSystem()
+        s3 = (
+            fs.S3FileSystem(endpoint_override=spec.s3_endpoint)
+            if spec.s3_endpoint
+            else (fs.S3FileSystem())
         )
         return Storage(uri.removeprefix("s3://"), s3, uri)
     local = str(Path(uri).expanduser().resolve())

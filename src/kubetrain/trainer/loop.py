@@ -92,9 +92,7 @@ class WorkerLoop:
             self.steps_per_epoch * train.epochs,
         )  # fmt: skip
         self.progress = ckpt.Progress()
-        self.early_stopping = (
-            EarlyStopping(train.early_stopping) if train.early_stopping else None
-        )
+        self.early_stopping = EarlyStopping(train.early_stopping) if train.early_stopping else None
         self.aggregator: Aggregator | None = None
         self._unfrozen = False
         self._augment_gen = torch.Generator().manual_seed(train.seed * 1000 + who.rank)
@@ -166,7 +164,7 @@ class WorkerLoop:
             last = i == len(micro_batches) - 1
             with self.aggregator.accumulating(skip_sync=not last):
                 loss = self.loss_on(module, inputs, labels) / len(micro_batches)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
             total += float(loss.detach())
         if train.gradient_clip_norm is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), train.gradient_clip_norm)
@@ -211,7 +209,7 @@ class WorkerLoop:
             if self.metrics is not None:
                 self.metrics.record_step(
                     loss=loss, seconds=time.perf_counter() - t0, samples=n,
-                    step=self.progress.step, lr=self.scheduler.get_last_lr()[0],
+                    step=self.progress.step, lr=float(self.scheduler.get_last_lr()[0]),
                 )  # fmt: skip
         seconds = time.perf_counter() - started
         # Global throughput: all workers' samples over the slowest worker's time.
@@ -220,7 +218,7 @@ class WorkerLoop:
         if distributed_ready():
             dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
         return {
-            "train_loss": float(totals[1] / max(totals[2], 1.0)),
+            "train_loss": float(totals[1]) / max(float(totals[2]), 1.0),
             "samples_per_second": float(totals[0] / max(float(slowest[0]), 1e-9)),
             "epoch_seconds": float(slowest[0]),
         }

@@ -61,9 +61,7 @@ def build_scheduler(
     optimizer: Optimizer, spec: LRScheduleSpec, steps_per_epoch: int, total_steps: int
 ) -> LambdaLR:
     """Stepped once per optimizer step, so warmup is in steps and decay in epochs."""
-    return LambdaLR(
-        optimizer, lambda step: lr_factor(spec, step, steps_per_epoch, total_steps)
-    )
+    return LambdaLR(optimizer, lambda step: lr_factor(spec, step, steps_per_epoch, total_steps))
 
 
 def penalty(model: nn.Module, spec: RegularizationSpec) -> torch.Tensor | None:

@@ -41,7 +41,9 @@ class WorkerMetrics:
         )
         self.epoch = gauge("kubetrain_epoch", "Epochs completed.")
         self.step = gauge("kubetrain_step", "Optimizer steps completed.")
-        self.samples = Counter("kubetrain_samples", "Training samples processed.", _LABELS, registry=r)
+        self.samples = Counter(
+            "kubetrain_samples", "Training samples processed.", _LABELS, registry=r
+        )
         self.world_size = gauge("kubetrain_world_size", "Number of data-parallel workers.")
         self.learning_rate = gauge("kubetrain_learning_rate", "Current learning rate.")
         self.metric_name = metric_name
@@ -61,7 +63,9 @@ class WorkerMetrics:
             self._server.server_close()
             self._server = None
 
-    def record_step(self, *, loss: float, seconds: float, samples: int, step: int, lr: float) -> None:
+    def record_step(
+        self, *, loss: float, seconds: float, samples: int, step: int, lr: float
+    ) -> None:
         lb = self._labels
         self.train_loss.labels(**lb).set(loss)
         self.step_seconds.labels(**lb).observe(seconds)

@@ -21,7 +21,9 @@ def is_enabled(spec: AugmentationSpec) -> bool:
     )  # fmt: skip
 
 
-def augment_batch(images: torch.Tensor, spec: AugmentationSpec, gen: torch.Generator) -> torch.Tensor:
+def augment_batch(
+    images: torch.Tensor, spec: AugmentationSpec, gen: torch.Generator
+) -> torch.Tensor:
     """Warp each image [N, C, H, W] by its own random affine transform."""
     n = images.shape[0]
 

@@ -97,9 +97,7 @@ def _class_files(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
     ]
 
 
-def load_image_folder(
-    root: Path, channels: int, size: int, val_split: float, seed: int
-) -> Splits:
+def load_image_folder(root: Path, channels: int, size: int, val_split: float, seed: int) -> Splits:
     """`root/train/<class>/` and `root/validation/<class>/`, or `root/<class>/` split by seed."""
     val_dir = next((root / d for d in ("validation", "val") if (root / d).is_dir()), None)
     train_dir = root / "train" if (root / "train").is_dir() else root
@@ -118,9 +116,7 @@ def load_image_folder(
         val_files = [files[i] for i in order[:cut]]
         files = [files[i] for i in order[cut:]]
     info = image_info(len(classes), channels, size, tuple(classes))
-    return Splits(
-        ImageFolder(files, channels, size), ImageFolder(val_files, channels, size), info
-    )
+    return Splits(ImageFolder(files, channels, size), ImageFolder(val_files, channels, size), info)
 
 
 def synthetic_images(

@@ -79,7 +79,9 @@ def build_model(spec: ModelSpec, info: DataInfo) -> nn.Module:
     elif spec.name is ModelName.BERT:
         model = BertClassifier(spec.pretrained, spec.num_classes, spec.dropout)
     elif spec.name is ModelName.MOBILENET_V2:
-        model = MobileNetV2Transfer(spec.num_classes, spec.hidden_size, spec.dropout, spec.pretrained)
+        model = MobileNetV2Transfer(
+            spec.num_classes, spec.hidden_size, spec.dropout, spec.pretrained
+        )
     else:
         assert spec.entrypoint is not None  # the spec validator guarantees it
         built = import_entrypoint(spec.entrypoint, field="spec.model.entrypoint")(spec, info)

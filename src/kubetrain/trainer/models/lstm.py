@@ -8,7 +8,12 @@ from torch import nn
 
 class LSTMClassifier(nn.Module):
     def __init__(
-        self, vocab_size: int, embedding_dim: int, hidden_size: int, num_classes: int, dropout: float
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        hidden_size: int,
+        num_classes: int,
+        dropout: float,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)

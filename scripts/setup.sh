@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up everything kubetrain's local runs and tests need, from a fresh clone. Idempotent.
+#   - .venv with the CPU build of torch, Ray Train, and kubetrain itself (editable)
+#   - Debian's prometheus, which the metrics tests start on loopback
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+
+log() { printf '==> %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+
+# torch first and pinned: a looser requirement makes pip pull a multi-GB CUDA build.
+if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+  log "installing torch 2.13.0 (CPU)"
+  "$VENV/bin/pip" install -q "torch==2.13.0"
+fi
+
+log "installing kubetrain with its extras (nlp, operator, dev)"
+"$VENV/bin/pip" install -q -e ".[nlp,operator,dev]"
+
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Debian's prometheus (for the metrics tests)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  else
+    log "WARNING: prometheus is not installed; the metrics tests need it (apt-get install prometheus)"
+  fi
+fi
+log "setup done"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's test command: static checks, then the whole pytest suite. `.ci/run` calls it.
+# Extra arguments go to pytest (e.g. `scripts/test.sh -m "not slow"`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+V=.venv/bin
+
+echo "==> ruff";          "$V/ruff" check .
+echo "==> ruff format";   "$V/ruff" format --check . >/dev/null
+echo "==> mypy (strict)"; "$V/mypy"
+echo "==> import layers"; "$V/lint-imports" --no-cache >/dev/null
+echo "==> crd in sync";   "$V/kubetrain" crd | diff -u crds/trainingjob.yaml - >/dev/null \
+  || { echo "crds/trainingjob.yaml is stale: run 'kubetrain crd -o crds/trainingjob.yaml'"; exit 1; }
+echo "==> pytest"
+# pytest exits 5 when it collected no tests: that is a failure here too (set -e).
+"$V/pytest" -p no:cacheprovider "$@"
