@@ -59,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # kopf logs every handler call at INFO; our own log lines say what matters.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Imported here so that `--help` is instant and the trainer image never imports kopf.
     import kopf
 
@@ -96,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         namespaces=args.namespace,
         standalone=args.standalone,
         priority=priority,
-        peering_name=args.peering,
+        # Naming the peering makes it mandatory: replicas wait for the peering CRD rather than
+        # all acting at once. kopf applies that even when standalone, so only name it then.
+        peering_name=None if args.standalone else args.peering,
         memo=kopf.Memo(runtime=runtime),
     )
     return 0

@@ -257,7 +257,8 @@ class Reconciler:
             for obj in support_objects(job, settings):
                 if obj["kind"] != "ConfigMap":
                     self.kube.create(obj)
-        for pod_key in d.create:
+        # Workers first: the head's ServiceAccount token has time to appear (see support_objects).
+        for pod_key in sorted(d.create, key=lambda k: k.role is Role.HEAD):
             if pod_key.role is Role.HEAD:
                 pod = head_pod(job, attempt=attempt, settings=settings)
             else:

@@ -168,11 +168,16 @@ def driver_role_binding(job: TrainingJob) -> Obj:
 
 
 def support_objects(job: TrainingJob, settings: PodSettings) -> list[Obj]:
-    """Everything but the pods, in creation order (the Role before its binding)."""
-    objects = [config_map(job), head_service(job, settings)]
+    """Everything but the pods, in creation order.
+
+    The ServiceAccount comes first: Kubernetes before 1.24 refuses a pod whose account has no
+    token Secret yet, and the token controller needs a moment to add it.
+    """
+    objects: list[Obj] = []
     account = driver_service_account(job)
     if account is not None:
         objects.append(account)
+    objects += [config_map(job), head_service(job, settings)]
     objects += [driver_role(job), driver_role_binding(job)]
     return objects
 
