@@ -170,7 +170,6 @@ def next_status(
         book.set(ConditionType.CREATED, False, d.reason, "pods deleted for a restart")
         _end_attempt(book, d.reason, "restarting")
     elif action is Action.REPLACE_WORKERS:
-        status.worker_restarts += d.replaced_workers
         book.set(ConditionType.RESTARTING, True, d.reason, d.message)
         book.set(ConditionType.PODS_READY, False, d.reason, d.message)
     elif not is_finished(status) and action in (Action.CREATE, Action.NOOP):

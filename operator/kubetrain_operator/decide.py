@@ -71,7 +71,9 @@ class Decision:
     message: str = ""
     create: tuple[PodKey, ...] = ()
     delete: tuple[str, ...] = ()  # pod names
-    replaced_workers: int = 0  # worker pods replaced by this decision
+    # Worker pods this decision creates in place of lost ones. Counted when the replacement is
+    # created (not when the dead pod is deleted), so each replacement counts once.
+    replaced_workers: int = 0
     requeue_after: float | None = None  # seconds until something is due; None: on events only
     faults: tuple[Fault, ...] = field(default=())  # what keeps pods from running (for status)
 
@@ -235,32 +237,36 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
             f"replacing {len(failed_workers)} worker pod(s), training resumes from the last"
             f" checkpoint: {details}",
             delete=tuple(p.name for p in failed_workers) + stale,
-            replaced_workers=len(failed_workers),
             requeue_after=policy.deleting_poll_seconds,
         )
 
     # Pods that cannot start: name the cause now, fail when it is hopeless or too late.
     faults: list[Fault] = []
     due: list[float | None] = [deadline_left, poll]
-    startup = run.startup_deadline_seconds
     for pod in attempt_pods:
         fault = pod.blocker()
-        age = _age(pod, now)
-        if fault is not None:
-            faults.append(fault)
-            if fault.reason == Reason.CRASH_LOOP_BACK_OFF.value:
+        if fault is None:
+            continue
+        faults.append(fault)
+        if fault.reason == Reason.CRASH_LOOP_BACK_OFF.value:
+            return _fail(s, fault.reason, fault.message)
+        if fault.reason in (Reason.ERR_IMAGE_PULL.value, Reason.IMAGE_PULL_BACK_OFF.value):
+            age = _age(pod, now)
+            if age >= policy.image_pull_grace_seconds:
                 return _fail(s, fault.reason, fault.message)
-            if fault.reason in (Reason.ERR_IMAGE_PULL.value, Reason.IMAGE_PULL_BACK_OFF.value):
-                if age >= policy.image_pull_grace_seconds:
-                    return _fail(s, fault.reason, fault.message)
-                due.append(policy.image_pull_grace_seconds - age)
-        if not pod.running:
-            if age >= startup:
-                reason = fault.reason if fault else Reason.STARTUP_DEADLINE_EXCEEDED.value
-                cause = fault.message if fault else f"pod {pod.name} is still {pod.phase}"
-                message = f"not running after startupDeadlineSeconds ({startup} s): {cause}"
-                return _fail(s, reason, message)
-            due.append(startup - age)
+            due.append(policy.image_pull_grace_seconds - age)
+    startup = run.startup_deadline_seconds
+    for pod in attempt_pods:
+        if pod.running:
+            continue
+        age = _age(pod, now)
+        if age >= startup:
+            # Blame the cause if one is known (Unschedulable says more than "too late").
+            reason = faults[0].reason if faults else Reason.STARTUP_DEADLINE_EXCEEDED.value
+            cause = "; ".join(f.message for f in faults) or f"pod {pod.name} is still {pod.phase}"
+            message = f"not running after startupDeadlineSeconds ({startup} s): {cause}"
+            return _fail(s, reason, message)
+        due.append(startup - age)
     # The driver must start training within the startup deadline too (workers must join).
     training = _is_true(status, ConditionType.RUNNING)
     if head is not None and head.running and not head.ready and not training:

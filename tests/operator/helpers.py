@@ -1,0 +1,125 @@
+"""Builders for operator tests: jobs as the API server returns them, pods as the kubelet
+and the scheduler leave them."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from kubetrain.api import TrainingJob, parse_job
+from kubetrain_operator.render.names import LABEL_ATTEMPT, LABEL_JOB, LABEL_RANK, LABEL_ROLE
+from tests.conftest import job_dict
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+UID = "0b9c5a1e-0000-4000-8000-000000000001"
+
+
+def ts(seconds: float = 0.0) -> str:
+    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def api_job_dict(name: str = "t", namespace: str = "ml", **spec_patch: Any) -> dict[str, Any]:
+    data = job_dict(**spec_patch)
+    data["metadata"] = {
+        "name": name,
+        "namespace": namespace,
+        "uid": UID,
+        "generation": 1,
+        "creationTimestamp": ts(0),
+        "resourceVersion": "100",
+    }
+    return data
+
+
+def api_job(name: str = "t", namespace: str = "ml", **spec_patch: Any) -> TrainingJob:
+    return parse_job(api_job_dict(name, namespace, **spec_patch))
+
+
+def pod(
+    name: str,
+    role: str,
+    *,
+    rank: int | None = None,
+    attempt: int = 0,
+    job: str = "t",
+    uid: str = UID,
+    created: float = 0.0,
+    phase: str = "Pending",
+    ready: bool = False,
+    containers: list[dict[str, Any]] | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+    deleting: bool = False,
+    reason: str | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    labels = {LABEL_JOB: job, LABEL_ROLE: role, LABEL_ATTEMPT: str(attempt)}
+    if rank is not None:
+        labels[LABEL_RANK] = str(rank)
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": "ml",
+        "uid": f"pod-{name}-{attempt}",
+        "labels": labels,
+        "creationTimestamp": ts(created),
+        "ownerReferences": [{"uid": uid, "kind": "TrainingJob", "name": job}],
+    }
+    if deleting:
+        meta["deletionTimestamp"] = ts(created + 1)
+    conds = list(conditions or [])
+    if phase == "Running":
+        conds.append({"type": "Ready", "status": "True" if ready else "False"})
+    status: dict[str, Any] = {"phase": phase, "conditions": conds}
+    if containers is not None:
+        status["containerStatuses"] = containers
+    if reason:
+        status["reason"] = reason
+    if message:
+        status["message"] = message
+    return {"metadata": meta, "status": status}
+
+
+def head(**kw: Any) -> dict[str, Any]:
+    return pod("t-head", "head", **kw)
+
+
+def worker(rank: int, **kw: Any) -> dict[str, Any]:
+    return pod(f"t-worker-{rank}", "worker", rank=rank, **kw)
+
+
+def terminated(
+    code: int, *, reason: str = "Error", message: str = "", name: str = "worker"
+) -> list[dict[str, Any]]:
+    state = {"terminated": {"exitCode": code, "reason": reason, "message": message}}
+    return [{"name": name, "image": "img", "state": state}]
+
+
+def waiting(
+    reason: str, message: str = "", *, name: str = "worker", last: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    cs: dict[str, Any] = {
+        "name": name,
+        "image": "kubetrain/trainer:bad",
+        "state": {"waiting": {"reason": reason, "message": message}},
+    }
+    if last is not None:
+        cs["lastState"] = {"terminated": last}
+    return [cs]
+
+
+def unschedulable(
+    message: str = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+) -> list[dict[str, Any]]:
+    return [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+    ]
+
+
+def with_(obj: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    out.update(changes)
+    return out

@@ -1,0 +1,361 @@
+"""The failure and restart policy, stepped one observation at a time. No cluster, no clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubetrain.api import ConditionType, Phase, TrainingJobStatus
+from kubetrain_operator.conditions import next_status
+from kubetrain_operator.config import PolicySettings
+from kubetrain_operator.decide import Action, Decision, PodKey, Situation, decide
+from kubetrain_operator.observe import PodView
+from kubetrain_operator.render import Role
+from tests.operator.helpers import api_job, at, head, terminated, unschedulable, waiting, worker
+
+POLICY = PolicySettings(image_pull_grace_seconds=30, resync_seconds=60, deleting_poll_seconds=1)
+
+
+class Sim:
+    """Steps decide() + next_status() the way the reconciler does, feeding the status back."""
+
+    def __init__(self, **spec: Any) -> None:
+        self.job = api_job(distributed={"workers": 2}, **spec)
+        self.status = TrainingJobStatus()
+        self.last: Decision | None = None
+
+    def step(self, t: float, *pods: dict[str, Any], **spec: Any) -> Decision:
+        job = api_job(distributed={"workers": 2}, **spec) if spec else self.job
+        s = Situation(
+            name="t",
+            spec=job.spec,
+            status=self.status,
+            pods=tuple(PodView(p) for p in pods),
+            now=at(t),
+        )
+        d = decide(s, POLICY)
+        self.status = next_status(s, d, generation=1, now=at(t))
+        self.last = d
+        return d
+
+    def cond(self, ctype: ConditionType) -> tuple[str, str] | None:
+        for c in self.status.conditions:
+            if c.type is ctype:
+                return c.status, c.reason
+        return None
+
+
+def running(attempt: int = 0, head_ready: bool = True) -> list[dict[str, Any]]:
+    return [
+        head(phase="Running", ready=head_ready, attempt=attempt),
+        worker(0, phase="Running", attempt=attempt),
+        worker(1, phase="Running", attempt=attempt),
+    ]
+
+
+def started() -> Sim:
+    """A job whose pods were created at t=0 and run, training, at t=5."""
+    sim = Sim()
+    sim.step(0)
+    sim.step(5, *running())
+    return sim
+
+
+# --------------------------------------------------------------------------- the happy path
+
+
+def test_a_new_job_creates_all_pods_head_first() -> None:
+    sim = Sim()
+    d = sim.step(0)
+    assert d.action is Action.CREATE
+    assert d.create == (PodKey(Role.HEAD), PodKey(Role.WORKER, 0), PodKey(Role.WORKER, 1))
+    assert sim.status.phase is Phase.STARTING
+    assert sim.cond(ConditionType.CREATED) == ("True", "ObjectsCreated")
+    assert sim.cond(ConditionType.PODS_READY) == ("False", "PodsPending")
+    assert sim.status.start_time == "2026-01-01T12:00:00Z"
+
+
+def test_phases_follow_the_pods_to_running_and_success() -> None:
+    sim = Sim()
+    sim.step(0)
+    d = sim.step(1, *running(head_ready=False))
+    assert d.action is Action.NOOP
+    assert sim.cond(ConditionType.PODS_READY) == ("True", "AllPodsRunning")
+    assert sim.status.phase is Phase.STARTING  # pods run, the driver has not started training
+    sim.step(2, *running(head_ready=True))
+    assert sim.status.phase is Phase.RUNNING
+    done = running()
+    done[0] = head(phase="Succeeded", containers=terminated(0, name="head"))
+    d = sim.step(60, *done)
+    assert d.action is Action.SUCCEED
+    assert set(d.delete) == {"t-worker-0", "t-worker-1"}  # cleanPodPolicy Running keeps the head
+    assert sim.status.phase is Phase.SUCCEEDED
+    assert sim.status.completion_time == "2026-01-01T12:01:00Z"
+    assert sim.cond(ConditionType.RUNNING) == ("False", "TrainingCompleted")
+
+
+def test_second_pass_on_the_same_observation_changes_nothing() -> None:
+    sim = started()
+    before = sim.status
+    d = sim.step(6, *running())
+    assert d.action is Action.NOOP and d.delete == ()
+    assert sim.status == before
+
+
+def test_running_is_sticky_while_the_probe_flaps() -> None:
+    sim = started()
+    sim.step(6, *running(head_ready=False))
+    assert sim.status.phase is Phase.RUNNING
+
+
+# --------------------------------------------------------------------------- failures named
+
+
+def test_image_pull_error_is_named_at_once_and_fails_after_the_grace() -> None:
+    sim = Sim()
+    sim.step(0)
+    bad = [head(), worker(0, containers=waiting("ErrImagePull", "not found")), worker(1)]
+    d = sim.step(2, *bad)
+    assert d.action is Action.NOOP
+    assert sim.cond(ConditionType.PODS_READY) == ("False", "ErrImagePull")
+    assert sim.status.phase is Phase.STARTING
+    assert d.requeue_after == 28  # woken when the grace ends, even without an event
+    d = sim.step(30, *bad)
+    assert d.action is Action.FAIL and d.reason == "ErrImagePull"
+    assert "t-worker-0 container worker" in d.message
+    assert sim.status.phase is Phase.FAILED
+
+
+def test_unschedulable_is_named_and_fails_at_the_startup_deadline() -> None:
+    sim = Sim(runPolicy={"startupDeadlineSeconds": 120})
+    sim.step(0)
+    pending = [head(), worker(0, conditions=unschedulable()), worker(1)]
+    sim.step(1, *pending)
+    assert sim.cond(ConditionType.PODS_READY) == ("False", "Unschedulable")
+    ready = next(c for c in sim.status.conditions if c.type is ConditionType.PODS_READY)
+    assert "t-worker-1" not in ready.message and "Insufficient nvidia.com/gpu" in ready.message
+    d = sim.step(120, *pending, runPolicy={"startupDeadlineSeconds": 120})
+    assert d.action is Action.FAIL and d.reason == "Unschedulable"
+    assert "startupDeadlineSeconds (120 s)" in d.message
+
+
+def test_pods_that_never_start_fail_with_startup_deadline_exceeded() -> None:
+    sim = Sim(runPolicy={"startupDeadlineSeconds": 60})
+    sim.step(0)
+    d = sim.step(59, head(), worker(0), worker(1), runPolicy={"startupDeadlineSeconds": 60})
+    assert d.action is Action.NOOP and d.requeue_after == 1
+    d = sim.step(60, head(), worker(0), worker(1), runPolicy={"startupDeadlineSeconds": 60})
+    assert (d.action, d.reason) == (Action.FAIL, "StartupDeadlineExceeded")
+
+
+def test_a_driver_that_never_starts_training_hits_the_startup_deadline() -> None:
+    spec = {"runPolicy": {"startupDeadlineSeconds": 60}}
+    sim = Sim(**spec)
+    sim.step(0)
+    d = sim.step(61, *running(head_ready=False), **spec)
+    assert (d.action, d.reason) == (Action.FAIL, "StartupDeadlineExceeded")
+    assert "did not start training" in d.message
+
+
+def test_crash_loop_fails_at_once() -> None:
+    sim = Sim()
+    sim.step(0)
+    last = {"exitCode": 2, "message": "bad flag"}
+    d = sim.step(3, head(containers=waiting("CrashLoopBackOff", last=last)), worker(0), worker(1))
+    assert (d.action, d.reason) == (Action.FAIL, "CrashLoopBackOff")
+
+
+def test_oom_killed_worker_fails_the_job_unless_retry_on_oom() -> None:
+    oom = worker(1, phase="Failed", containers=terminated(137, reason="OOMKilled"))
+    sim = started()
+    d = sim.step(10, running()[0], running()[1], oom)
+    assert (d.action, d.reason) == (Action.FAIL, "OOMKilled")
+
+    sim = Sim(runPolicy={"retryOnOom": True})
+    sim.step(0)
+    sim.step(5, *running())
+    d = sim.step(10, running()[0], running()[1], oom, runPolicy={"retryOnOom": True})
+    assert d.action is Action.REPLACE_WORKERS
+
+
+def test_head_exit_1_is_permanent_and_quotes_the_driver() -> None:
+    sim = started()
+    message = "training failed: NaN loss"
+    failed = head(phase="Failed", containers=terminated(1, name="head", message=message))
+    d = sim.step(30, failed, *running()[1:])
+    assert (d.action, d.reason) == (Action.FAIL, "NonZeroExit")
+    assert "training failed: NaN loss" in (sim.status.message or "")
+    failed_cond = next(c for c in sim.status.conditions if c.type is ConditionType.FAILED)
+    assert "pod t-head container head" in failed_cond.message
+
+
+# --------------------------------------------------------------------------- restarts
+
+
+def _head_killed(attempt: int = 0) -> dict[str, Any]:
+    return head(phase="Failed", attempt=attempt, containers=terminated(137, name="head"))
+
+
+def test_retryable_head_failure_restarts_the_whole_job_and_counts_it() -> None:
+    sim = started()
+    d = sim.step(30, _head_killed(), *running()[1:])
+    assert d.action is Action.RESTART_JOB
+    assert set(d.delete) == {"t-head", "t-worker-0", "t-worker-1"}
+    assert sim.status.restarts == 1 and sim.status.phase is Phase.RESTARTING
+    assert "restart 1/3" in (sim.status.message or "")
+    # The old pods are terminating: wait for their names, then create attempt 1.
+    terminating = [p | {"metadata": {**p["metadata"], "deletionTimestamp": "x"}} for p in running()]
+    d = sim.step(31, *terminating)
+    assert d.action is Action.NOOP and d.create == () and d.requeue_after == 1
+    d = sim.step(33)
+    assert d.action is Action.CREATE and len(d.create) == 3
+    assert sim.status.phase is Phase.RESTARTING
+    sim.step(40, *running(attempt=1))
+    assert sim.status.phase is Phase.RUNNING
+    assert sim.cond(ConditionType.RESTARTING) == ("False", "TrainingStarted")
+
+
+def test_pods_of_an_older_attempt_are_deleted_not_adopted() -> None:
+    sim = started()
+    sim.status.restarts = 1  # the status says attempt 1; these pods are attempt 0
+    d = sim.step(50, *running(attempt=0))
+    assert set(d.delete) == {"t-head", "t-worker-0", "t-worker-1"}
+    assert d.create == ()  # their names are still taken
+
+
+def test_backoff_limit_exhausted_fails_with_the_last_cause() -> None:
+    spec = {"runPolicy": {"backoffLimit": 1}}
+    sim = Sim(**spec)
+    sim.step(0)
+    sim.step(5, *running(), **spec)
+    assert sim.step(9, _head_killed(), **spec).action is Action.RESTART_JOB
+    sim.step(10, **spec)
+    sim.step(15, *running(attempt=1), **spec)
+    d = sim.step(20, _head_killed(attempt=1), **spec)
+    assert (d.action, d.reason) == (Action.FAIL, "BackoffLimitExceeded")
+    assert "exited with code 137" in d.message and "backoffLimit (1)" in d.message
+    assert sim.status.restarts == 1
+
+
+def test_restart_count_survives_cleanup_because_it_lives_in_status() -> None:
+    sim = started()
+    sim.step(9, _head_killed())
+    assert sim.status.restarts == 1
+    sim.step(10)  # every pod gone: nothing on the cluster remembers the restart but the status
+    assert sim.status.restarts == 1 and sim.last is not None and sim.last.action is Action.CREATE
+
+
+def test_a_dead_worker_is_replaced_and_the_job_resumes() -> None:
+    sim = started()
+    evicted = worker(0, phase="Failed", reason="Evicted", message="node drained")
+    d = sim.step(20, running()[0], evicted, running()[2])
+    assert d.action is Action.REPLACE_WORKERS and d.delete == ("t-worker-0",)
+    assert sim.status.phase is Phase.RESTARTING
+    assert sim.status.worker_restarts == 0  # counted when the replacement exists
+    d = sim.step(21, running()[0], running()[2])
+    assert d.action is Action.CREATE and d.create == (PodKey(Role.WORKER, 0),)
+    assert sim.status.worker_restarts == 1
+    sim.step(22, running()[0], worker(0), running()[2])
+    assert sim.status.worker_restarts == 1 and sim.status.phase is Phase.RESTARTING
+    sim.step(25, *running())
+    assert sim.status.phase is Phase.RUNNING and sim.status.restarts == 0
+
+
+def test_a_vanished_worker_is_recreated_and_counted() -> None:
+    sim = started()
+    d = sim.step(20, running()[0], running()[2])
+    assert d.action is Action.CREATE and d.replaced_workers == 1
+    assert sim.status.worker_restarts == 1
+
+
+def test_a_vanished_head_restarts_the_job() -> None:
+    sim = started()
+    d = sim.step(20, *running()[1:])
+    assert d.action is Action.RESTART_JOB and "head pod disappeared" in d.message
+
+
+# --------------------------------------------------------------------------- run policy
+
+
+def test_active_deadline_fails_with_deadline_exceeded() -> None:
+    spec = {"runPolicy": {"activeDeadlineSeconds": 100}}
+    sim = Sim(**spec)
+    sim.step(0)
+    d = sim.step(50, *running(), **spec)
+    assert d.requeue_after == 50
+    d = sim.step(100, *running(), **spec)
+    assert (d.action, d.reason) == (Action.FAIL, "DeadlineExceeded")
+    assert set(d.delete) == {"t-head", "t-worker-0", "t-worker-1"}
+
+
+def test_suspend_deletes_pods_keeps_status_and_resume_recreates() -> None:
+    sim = started()
+    sim.status.restarts = 0
+    d = sim.step(30, *running(), runPolicy={"suspend": True})
+    assert d.action is Action.SUSPEND and len(d.delete) == 3
+    assert sim.status.phase is Phase.SUSPENDED
+    assert sim.cond(ConditionType.CREATED) == ("False", "JobSuspended")
+    d = sim.step(31, runPolicy={"suspend": True})
+    assert d.action is Action.SUSPEND and d.delete == () and d.requeue_after is None
+    d = sim.step(100)
+    assert d.action is Action.CREATE and len(d.create) == 3
+    assert sim.cond(ConditionType.SUSPENDED) == ("False", "JobResumed")
+    assert sim.status.start_time == "2026-01-01T12:01:40Z"  # the active deadline restarts
+    assert sim.status.phase is Phase.STARTING
+
+
+def test_a_job_created_suspended_creates_nothing() -> None:
+    sim = Sim(runPolicy={"suspend": True})
+    d = sim.step(0, runPolicy={"suspend": True})
+    assert d.action is Action.SUSPEND and d.create == ()
+    assert sim.status.phase is Phase.SUSPENDED
+
+
+def test_clean_pod_policy_all_running_none() -> None:
+    done = [head(phase="Succeeded"), worker(0, phase="Running"), worker(1, phase="Failed")]
+    expected = {
+        "All": {"t-head", "t-worker-0", "t-worker-1"},
+        "Running": {"t-worker-0"},
+        "None": set(),
+    }
+    for policy, deleted in expected.items():
+        sim = started()
+        d = sim.step(60, *done, runPolicy={"cleanPodPolicy": policy})
+        assert d.action is Action.SUCCEED and set(d.delete) == deleted, policy
+        # Later passes keep applying the policy to what is left, and nothing else happens.
+        d = sim.step(61, *done, runPolicy={"cleanPodPolicy": policy})
+        assert set(d.delete) == deleted and sim.status.phase is Phase.SUCCEEDED
+
+
+def test_ttl_deletes_the_finished_job() -> None:
+    spec = {"runPolicy": {"ttlSecondsAfterFinished": 30}}
+    sim = started()
+    sim.step(60, head(phase="Succeeded"), **spec)
+    d = sim.step(70, head(phase="Succeeded"), **spec)
+    assert d.action is Action.NOOP and d.requeue_after == 20
+    d = sim.step(90, **spec)
+    assert d.action is Action.DELETE_JOB
+
+
+def test_a_finished_job_never_restarts() -> None:
+    sim = started()
+    sim.step(60, head(phase="Failed", containers=terminated(1, name="head")))
+    assert sim.status.phase is Phase.FAILED
+    d = sim.step(61)
+    assert d.action is Action.NOOP and d.create == ()
+
+
+def test_invalid_spec_fails_with_its_message() -> None:
+    sim = Sim()
+    s = Situation(
+        name="t", spec=sim.job.spec, status=TrainingJobStatus(), pods=(), now=at(0),
+        invalid="dataset.path is required for source 'csv'",
+    )  # fmt: skip
+    d = decide(s, POLICY)
+    assert (d.action, d.reason) == (Action.FAIL, "InvalidSpec")
+    assert "dataset.path" in d.message
+
+
+def test_extra_workers_from_a_larger_attempt_are_deleted() -> None:
+    sim = started()
+    d = sim.step(30, *running(), worker(2, phase="Running"))
+    assert d.delete == ("t-worker-2",)

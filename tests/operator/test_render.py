@@ -1,0 +1,278 @@
+"""Golden dicts: the objects a TrainingJob owns, exactly as the operator creates them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubetrain_operator.config import PodSettings
+from kubetrain_operator.render import (
+    config_map,
+    head_pod,
+    head_service,
+    pods,
+    support_objects,
+    worker_pod,
+)
+from kubetrain_operator.render.objects import driver_role, driver_role_binding
+from tests.operator.helpers import UID, api_job
+
+SETTINGS = PodSettings()
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+OWNER = {
+    "apiVersion": "kubetrain.io/v1alpha1",
+    "kind": "TrainingJob",
+    "name": "t",
+    "uid": UID,
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+BASE_ENV: list[dict[str, Any]] = [
+    {"name": "KUBETRAIN_JOB_NAME", "value": "t"},
+    {
+        "name": "KUBETRAIN_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    },
+    {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"},
+]
+
+
+def test_gpu_worker_pod_golden() -> None:
+    job = api_job(
+        pod={
+            "image": "registry.example/trainer:1.2",
+            "nodeSelector": {"pool": "gpu"},
+            "tolerations": [GPU_TOLERATION],
+            "priorityClassName": "high",
+            "schedulerName": "volcano",
+            "env": [{"name": "NCCL_DEBUG", "value": "INFO"}],
+        },
+        distributed={"workers": 2, "resourcesPerWorker": {"cpu": "4", "memory": "16Gi", "gpu": 1}},
+        metrics={"enabled": True, "port": 9400},
+    )
+    resources = {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}
+    assert worker_pod(job, 1, attempt=2, settings=SETTINGS) == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "t-worker-1",
+            "namespace": "ml",
+            "labels": {
+                "kubetrain.io/job-name": "t",
+                "app.kubernetes.io/managed-by": "kubetrain-operator",
+                "kubetrain.io/role": "worker",
+                "kubetrain.io/rank": "1",
+                "kubetrain.io/attempt": "2",
+            },
+            "ownerReferences": [OWNER],
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9400"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 30,
+            "containers": [
+                {
+                    "name": "worker",
+                    "image": "registry.example/trainer:1.2",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": [
+                        "python", "-m", "kubetrain_operator.driver", "worker",
+                        "--head-address", "t-head.ml.svc:6379",
+                        "--num-cpus", "4", "--num-gpus", "1",
+                    ],
+                    "env": [
+                        *BASE_ENV,
+                        {"name": "KUBETRAIN_RANK", "value": "1"},
+                        {"name": "KUBETRAIN_ATTEMPT", "value": "2"},
+                        {"name": "NCCL_DEBUG", "value": "INFO"},
+                    ],
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "resources": {"requests": resources, "limits": resources},
+                    "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+                    "ports": [{"name": "metrics", "containerPort": 9400}],
+                }
+            ],
+            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}],
+            "nodeSelector": {"pool": "gpu"},
+            "tolerations": [GPU_TOLERATION],
+            "priorityClassName": "high",
+            "schedulerName": "volcano",
+            "automountServiceAccountToken": False,
+        },
+    }
+
+
+def test_head_pod_golden() -> None:
+    job = api_job()
+    head_resources = {"cpu": "1", "memory": "2Gi"}
+    assert head_pod(job, attempt=0, settings=SETTINGS) == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "t-head",
+            "namespace": "ml",
+            "labels": {
+                "kubetrain.io/job-name": "t",
+                "app.kubernetes.io/managed-by": "kubetrain-operator",
+                "kubetrain.io/role": "head",
+                "kubetrain.io/attempt": "0",
+            },
+            "ownerReferences": [OWNER],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 30,
+            "containers": [
+                {
+                    "name": "head",
+                    "image": "kubetrain/trainer:0.1.0-cpu",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": [
+                        "python", "-m", "kubetrain_operator.driver", "head",
+                        "--job-file", "/etc/kubetrain/trainingjob.json",
+                        "--gcs-port", "6379", "--dashboard-port", "8265", "--metrics-port", "8080",
+                    ],
+                    "env": [*BASE_ENV, {"name": "KUBETRAIN_ATTEMPT", "value": "0"}],
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "resources": {"requests": head_resources, "limits": head_resources},
+                    "ports": [
+                        {"name": "gcs", "containerPort": 6379},
+                        {"name": "dashboard", "containerPort": 8265},
+                        {"name": "metrics", "containerPort": 8080},
+                    ],
+                    "volumeMounts": [
+                        {"name": "config", "mountPath": "/etc/kubetrain", "readOnly": True}
+                    ],
+                    "readinessProbe": {
+                        "exec": {"command": ["test", "-e", "/tmp/kubetrain/training"]},
+                        "periodSeconds": 2,
+                        "failureThreshold": 1,
+                    },
+                }
+            ],
+            "volumes": [{"name": "config", "configMap": {"name": "t-config"}}],
+            "serviceAccountName": "t-driver",
+        },
+    }
+
+
+def test_head_service_is_headless_and_publishes_not_ready_addresses() -> None:
+    assert head_service(api_job(), SETTINGS) == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "t-head",
+            "namespace": "ml",
+            "labels": {
+                "kubetrain.io/job-name": "t",
+                "app.kubernetes.io/managed-by": "kubetrain-operator",
+            },
+            "ownerReferences": [OWNER],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {"kubetrain.io/job-name": "t", "kubetrain.io/role": "head"},
+            "ports": [
+                {"name": "gcs", "port": 6379, "targetPort": 6379},
+                {"name": "dashboard", "port": 8265, "targetPort": 8265},
+                {"name": "metrics", "port": 8080, "targetPort": 8080},
+            ],
+        },
+    }
+
+
+def test_config_map_holds_the_resolved_job_with_defaults() -> None:
+    cm = config_map(api_job())
+    assert cm["metadata"]["name"] == "t-config"
+    assert cm["metadata"]["annotations"] == {"kubetrain.io/generation": "1"}
+    assert cm["metadata"]["ownerReferences"] == [OWNER]
+    resolved = json.loads(cm["data"]["trainingjob.json"])
+    assert resolved["metadata"] == {"name": "t", "namespace": "ml"}
+    # Defaults filled in: the driver never guesses.
+    assert resolved["spec"]["training"]["epochs"] == 10
+    assert resolved["spec"]["runPolicy"]["backoffLimit"] == 3
+
+
+def test_driver_role_is_scoped_to_this_job_only() -> None:
+    role = driver_role(api_job())
+    assert role["rules"] == [
+        {
+            "apiGroups": ["kubetrain.io"],
+            "resources": ["trainingjobs"],
+            "resourceNames": ["t"],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": ["kubetrain.io"],
+            "resources": ["trainingjobs/status"],
+            "resourceNames": ["t"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    binding = driver_role_binding(api_job())
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "t-driver"
+    }
+    subject = {"kind": "ServiceAccount", "name": "t-driver", "namespace": "ml"}
+    assert binding["subjects"] == [subject]
+
+
+def test_users_service_account_runs_both_roles_and_gets_the_binding() -> None:
+    job = api_job(pod={"serviceAccountName": "trainer"})
+    kinds = [o["kind"] for o in support_objects(job, SETTINGS)]
+    assert kinds == ["ConfigMap", "Service", "Role", "RoleBinding"]  # no ServiceAccount of ours
+    assert driver_role_binding(job)["subjects"][0]["name"] == "trainer"
+    head, worker = pods(job, attempt=0, settings=SETTINGS)[:2]
+    assert head["spec"]["serviceAccountName"] == "trainer"
+    assert worker["spec"]["serviceAccountName"] == "trainer"
+    assert "automountServiceAccountToken" not in worker["spec"]
+
+
+def test_service_account_is_created_before_anything_that_needs_it() -> None:
+    kinds = [o["kind"] for o in support_objects(api_job(), SETTINGS)]
+    assert kinds == ["ServiceAccount", "ConfigMap", "Service", "Role", "RoleBinding"]
+
+
+def test_every_object_is_owned_and_labelled() -> None:
+    job = api_job(distributed={"workers": 3})
+    objects = support_objects(job, SETTINGS) + pods(job, attempt=0, settings=SETTINGS)
+    assert len(objects) == 5 + 4
+    for obj in objects:
+        assert obj["metadata"]["ownerReferences"] == [OWNER]
+        assert obj["metadata"]["labels"]["kubetrain.io/job-name"] == "t"
+
+
+def test_kueue_queue_label_passes_through_to_pods() -> None:
+    data = api_job().model_dump(mode="json", by_alias=True)
+    data["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team-a", "unrelated": "x"}
+    from kubetrain.api import parse_job
+
+    job = parse_job(data)
+    for obj in pods(job, attempt=0, settings=SETTINGS):
+        labels = obj["metadata"]["labels"]
+        assert labels["kueue.x-k8s.io/queue-name"] == "team-a"
+        assert "unrelated" not in labels
+
+
+def test_cpu_pods_get_no_shm_and_fractional_cpus_round_up_for_ray() -> None:
+    job = api_job(distributed={"workers": 1, "resourcesPerWorker": {"cpu": "500m"}})
+    worker = worker_pod(job, 0, attempt=0, settings=SETTINGS)
+    container = worker["spec"]["containers"][0]
+    assert worker["spec"]["volumes"] == []
+    assert "volumeMounts" not in container
+    assert container["command"][-4:] == ["--num-cpus", "1", "--num-gpus", "0"]
+    assert container["resources"]["limits"] == {"cpu": "500m", "memory": "2Gi"}
+
+
+def test_rendering_without_a_uid_is_refused() -> None:
+    job = api_job()
+    job.metadata.uid = None
+    try:
+        head_pod(job, attempt=0, settings=SETTINGS)
+    except ValueError as exc:
+        assert "uid" in str(exc)
+    else:
+        raise AssertionError("a pod without an owner would never be garbage-collected")
