@@ -14,6 +14,7 @@
 #   e2e/cluster.sh leftovers                   after down: list anything left on the host (exit 1 if any)
 #
 # See e2e/README.md. Only stdout of `up` is the kubeconfig path; progress goes to stderr.
+# shellcheck disable=SC2317  # (functions called through wait_for/trap look unreachable to it)
 set -euo pipefail
 
 K8S_VERSION=v1.20.2
@@ -168,7 +169,7 @@ build_binaries() {
   # GOPATH mode, as Debian's debian/rules builds it.
   mkdir -p "$src/.go/src/k8s.io"
   [[ -L "$src/.go/src/k8s.io/kubernetes" ]] || ln -s ../../.. "$src/.go/src/k8s.io/kubernetes"
-  log "building Kubernetes $K8S_VERSION from $src (about 5 min on 2 cores; log: $K8S_CACHE/build.log)"
+  log "building Kubernetes $K8S_VERSION from $src (5-12 min on 2 cores; log: $K8S_CACHE/build.log)"
   if ! (cd "$src" && env GOPATH="$src/.go" CGO_ENABLED=0 PATH="/usr/lib/go/bin:$PATH" \
       make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet cmd/kube-proxy cmd/kubectl" \
       >"$K8S_CACHE/build.log" 2>&1); then
@@ -636,6 +637,21 @@ dns_sync_loop() {
 # ---------------------------------------------------------------------- up ---
 component_list() { if [[ "$1" == control-plane-only ]]; then echo "${CP_COMPONENTS[@]}"; else echo "${FULL_COMPONENTS[@]}"; fi; }
 
+# Fails early, naming the port, if something else already listens on one we need
+# (e.g. a system etcd that a package's init script started).
+check_ports() {
+  local mode=$1 node_ip=$2 p busy=()
+  local ports=("$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT")
+  [[ $mode == full ]] && ports+=(10250 10248 10256 10249)
+  for p in "${ports[@]}"; do
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && busy+=("tcp/$p")
+  done
+  if [[ $mode == full ]] && ss -Hlun "sport = :$DNS_PORT" 2>/dev/null | grep -qE "($node_ip|0\.0\.0\.0|\*):$DNS_PORT"; then
+    busy+=("udp/$DNS_PORT")
+  fi
+  ((${#busy[@]} == 0)) || die "ports already in use: ${busy[*]} (another cluster or a system etcd/dnsmasq? see KUBETRAIN_*_PORT)"
+}
+
 api_listening() { curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:$API_PORT/healthz"; }
 api_healthy() { curl -sfk --max-time 2 "https://127.0.0.1:$API_PORT/readyz" 2>/dev/null | grep -qx ok; }
 
@@ -694,6 +710,7 @@ cmd_up() {
   tstart=$(now)
   trap on_up_exit EXIT
   node_ip=$(detect_node_ip)
+  check_ports "$mode" "$node_ip"
   log "starting $mode cluster in $CLUSTER_DIR (node IP $node_ip)"
   mkdir -p "$CLUSTER_DIR"
   find "$CLUSTER_DIR" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf --one-file-system {} +
@@ -1127,4 +1144,6 @@ main() {
   esac
 }
 
-main "$@"
+# One line, so that bash has read it whole before main runs: editing this file
+# while a cluster.sh runs (e.g. the dns-sync loop) cannot make bash resume mid-file.
+{ main "$@"; exit; }
