@@ -123,10 +123,16 @@ def _live(s: Situation) -> list[PodView]:
     return [p for p in s.pods if not p.deleting]
 
 
+def _ttl(s: Situation) -> float | None:
+    """A job that just finished is due again when its TTL runs out."""
+    ttl = s.spec.run_policy.ttl_seconds_after_finished
+    return None if ttl is None else float(ttl)
+
+
 def _fail(s: Situation, reason: str, message: str) -> Decision:
     """The job ends; its pods go as cleanPodPolicy says (None keeps them for inspection)."""
     delete = _cleanup(_live(s), s.spec.run_policy.clean_pod_policy)
-    return Decision(Action.FAIL, reason, message, delete=delete)
+    return Decision(Action.FAIL, reason, message, delete=delete, requeue_after=_ttl(s))
 
 
 def _retry_or_fail(s: Situation, fault: Fault) -> Decision:
@@ -203,6 +209,7 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
             Reason.TRAINING_COMPLETED.value,
             "training completed",
             delete=_cleanup(live, run.clean_pod_policy),
+            requeue_after=_ttl(s),
         )
     if head is not None and head.phase == "Failed":
         fault = head.failure(retry_on_oom=run.retry_on_oom)

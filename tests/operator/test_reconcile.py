@@ -1,0 +1,232 @@
+"""One reconcile pass against an in-memory API: what it writes, and that a second pass
+writes nothing (the "run it twice" rule)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, cast
+
+import pytest
+
+from kubetrain_operator.config import OperatorConfig
+from kubetrain_operator.decide import Action
+from kubetrain_operator.kube import Kube
+from kubetrain_operator.metrics import Metrics
+from kubetrain_operator.reconcile import JobKey, Reconciler
+from tests.operator.fake_kube import FakeKube, merge
+from tests.operator.helpers import api_job_dict, at
+
+KEY = JobKey("ml", "t")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> datetime:
+        return at(self.t)
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    k = FakeKube()
+    k.put(api_job_dict(distributed={"workers": 2}))
+    return k
+
+
+def reconciler(kube: FakeKube, clock: Clock | None = None) -> Reconciler:
+    return Reconciler(cast(Kube, kube), OperatorConfig(), Metrics(), clock=clock or Clock())
+
+
+def set_pod(kube: FakeKube, name: str, **status: Any) -> None:
+    merge(kube.objects[("Pod", "ml", name)], {"status": status})
+
+
+def run_all(kube: FakeKube, ready: bool = True) -> None:
+    for name in ("t-head", "t-worker-0", "t-worker-1"):
+        conds = [{"type": "Ready", "status": "True" if ready else "False"}]
+        set_pod(kube, name, phase="Running", conditions=conds)
+
+
+def job(kube: FakeKube) -> dict[str, Any]:
+    return kube.objects[("TrainingJob", "ml", "t")]
+
+
+def test_first_pass_creates_everything_once(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    out = r.reconcile(KEY)
+    assert out.action is Action.CREATE
+    created = [(kind, name) for verb, kind, name in kube.writes if verb == "create"]
+    assert created[:8] == [
+        ("ConfigMap", "t-config"),
+        ("ServiceAccount", "t-driver"),
+        ("Service", "t-head"),
+        ("Role", "t-driver"),
+        ("RoleBinding", "t-driver"),
+        ("Pod", "t-worker-0"),
+        ("Pod", "t-worker-1"),
+        ("Pod", "t-head"),
+    ]
+    assert {kind for kind, _ in created[8:]} == {"Event"}
+    assert job(kube)["status"]["phase"] == "Starting"
+    assert ("Normal", "ObjectsCreated") in kube.events()
+
+
+def test_second_pass_writes_nothing(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    r.reconcile(KEY)
+    kube.writes.clear()
+    out = r.reconcile(KEY)
+    assert out.action is Action.NOOP
+    assert kube.writes == []
+
+
+def test_a_restarted_operator_adopts_what_exists(kube: FakeKube) -> None:
+    reconciler(kube).reconcile(KEY)
+    run_all(kube)
+    reconciler(kube).reconcile(KEY)
+    kube.writes.clear()
+    fresh = reconciler(kube)  # a new process: empty caches
+    fresh.reconcile(KEY)
+    fresh.reconcile(KEY)
+    assert kube.writes == []
+    assert len(kube.of_kind("Pod")) == 3
+
+
+def test_status_walks_to_running_with_events(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    r.reconcile(KEY)
+    run_all(kube, ready=False)
+    r.reconcile(KEY)
+    assert job(kube)["status"]["phase"] == "Starting"
+    run_all(kube, ready=True)
+    r.reconcile(KEY)
+    status = job(kube)["status"]
+    assert status["phase"] == "Running"
+    assert ("Normal", "AllPodsRunning") in kube.events()
+    assert ("Normal", "TrainingStarted") in kube.events()
+
+
+def test_driver_progress_is_never_overwritten(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    r.reconcile(KEY)
+    merge(job(kube), {"status": {"epoch": 4, "progress": "4/10", "loss": 0.3}})
+    run_all(kube)
+    r.reconcile(KEY)
+    status = job(kube)["status"]
+    assert (status["epoch"], status["progress"], status["loss"]) == (4, "4/10", 0.3)
+
+
+def test_failure_writes_status_then_deletes_running_pods(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    r.reconcile(KEY)
+    run_all(kube)
+    r.reconcile(KEY)
+    kube.writes.clear()
+    terminated = {"exitCode": 1, "reason": "Error", "message": "boom"}
+    set_pod(kube, "t-head", phase="Failed", containerStatuses=[
+        {"name": "head", "state": {"terminated": terminated}}
+    ])  # fmt: skip
+    r.reconcile(KEY)
+    assert kube.writes[0] == ("patch", "TrainingJob/status", "t")
+    assert ("delete", "Pod", "t-worker-0") in kube.writes
+    assert ("delete", "Pod", "t-head") not in kube.writes  # finished: kept for its log
+    status = job(kube)["status"]
+    assert status["phase"] == "Failed"
+    assert "pod t-head container head: exited with code 1: boom" in status["message"]
+    assert ("Warning", "NonZeroExit") in kube.events()
+
+
+def test_a_spec_edit_that_cannot_be_honoured_is_refused_without_damage(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    r.reconcile(KEY)
+    run_all(kube)
+    r.reconcile(KEY)
+    kube.writes.clear()
+    merge(job(kube), {"metadata": {"generation": 2}, "spec": {"model": {"name": "cnn"}}})
+    r.reconcile(KEY)
+    writes = {(verb, kind) for verb, kind, _ in kube.writes}
+    assert writes <= {("patch", "TrainingJob/status"), ("create", "Event")}
+    status = job(kube)["status"]
+    refused = [c for c in status["conditions"] if c["type"] == "SpecChangeRefused"]
+    assert refused and refused[0]["status"] == "True" and "spec.model.name" in refused[0]["message"]
+    assert status["phase"] == "Running" and status["observedGeneration"] == 2
+    assert ("Warning", "SpecChangeRefused") in kube.events()
+    frozen = json.loads(kube.objects[("ConfigMap", "ml", "t-config")]["data"]["trainingjob.json"])
+    assert frozen["spec"]["model"]["name"] == "mlp"
+    # Reverting the edit clears the condition.
+    merge(job(kube), {"metadata": {"generation": 3}, "spec": {"model": {"name": "mlp"}}})
+    r.reconcile(KEY)
+    assert not [c for c in job(kube)["status"]["conditions"] if c["type"] == "SpecChangeRefused"]
+
+
+def test_workers_edited_while_suspended_apply_on_resume(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    r.reconcile(KEY)
+    merge(job(kube), {"spec": {"runPolicy": {"suspend": True}}})
+    r.reconcile(KEY)
+    assert kube.of_kind("Pod") == []
+    assert job(kube)["status"]["phase"] == "Suspended"
+    merge(job(kube), {"spec": {"runPolicy": {"suspend": False}, "distributed": {"workers": 3}}})
+    r.reconcile(KEY)
+    assert sorted(p["metadata"]["name"] for p in kube.of_kind("Pod")) == [
+        "t-head", "t-worker-0", "t-worker-1", "t-worker-2"
+    ]  # fmt: skip
+    frozen = json.loads(kube.objects[("ConfigMap", "ml", "t-config")]["data"]["trainingjob.json"])
+    assert frozen["spec"]["distributed"]["workers"] == 3
+    assert job(kube)["status"]["phase"] == "Starting"
+
+
+def test_a_pod_the_api_server_refuses_fails_the_job_as_invalid(kube: FakeKube) -> None:
+    kube.refuse_pods = 'Pod "t-head" is invalid: spec.containers[0].image: Required value'
+    r = reconciler(kube)
+    out = r.reconcile(KEY)
+    assert out.action is Action.FAIL
+    status = job(kube)["status"]
+    assert status["phase"] == "Failed" and "spec.containers[0].image" in status["message"]
+
+
+def test_an_invalid_spec_fails_the_job(kube: FakeKube) -> None:
+    merge(job(kube), {"spec": {"dataset": {"source": "csv"}}})
+    reconciler(kube).reconcile(KEY)
+    status = job(kube)["status"]
+    assert status["phase"] == "Failed"
+    assert status["conditions"][-1]["reason"] == "InvalidSpec"
+    assert "dataset.path is required" in status["message"]
+    assert kube.of_kind("Pod") == []
+
+
+def test_ttl_deletes_the_job_and_reports_it_gone(kube: FakeKube) -> None:
+    clock = Clock()
+    r = reconciler(kube, clock)
+    merge(job(kube), {"spec": {"runPolicy": {"ttlSecondsAfterFinished": 10}}})
+    r.reconcile(KEY)
+    set_pod(kube, "t-head", phase="Succeeded")
+    clock.t = 100
+    assert r.reconcile(KEY).requeue_after == 10
+    clock.t = 110
+    assert r.reconcile(KEY).gone
+    assert ("TrainingJob", "ml", "t") not in kube.objects
+
+
+def test_a_deleted_job_is_gone(kube: FakeKube) -> None:
+    del kube.objects[("TrainingJob", "ml", "t")]
+    assert reconciler(kube).reconcile(KEY).gone
+
+
+def test_pods_of_someone_else_are_ignored(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    r.reconcile(KEY)
+    stranger = {
+        "kind": "Pod",
+        "metadata": {
+            "name": "t-worker-9", "namespace": "ml",
+            "labels": {"kubetrain.io/job-name": "t"}, "ownerReferences": [{"uid": "other"}],
+        },
+        "status": {"phase": "Running"},
+    }  # fmt: skip
+    kube.put(stranger)
+    kube.writes.clear()
+    r.reconcile(KEY)
+    assert ("delete", "Pod", "t-worker-9") not in kube.writes
