@@ -773,7 +773,7 @@ cmd_up() {
     start_proc dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --log-facility=- --pid-file= \
       --user=root --no-resolv --no-hosts --no-poll --bind-interfaces --listen-address "$node_ip" \
       --port "$DNS_PORT" --local="/$CLUSTER_DOMAIN/" --domain-needed --hostsdir "$DNS_DIR/hosts.d" --local-ttl 1
-    start_proc dns-sync "$SELF" _dns-sync
+    start_proc dns-sync "$SELF" _dns-sync "$CLUSTER_DIR/" # (the argument only marks the process as ours)
   fi
 
   # Controller-manager and scheduler serve no port of their own (--secure-port 0:
@@ -1093,9 +1093,11 @@ cmd_leftovers() {
   sanity_check_dir
   local found=0 out
   # shellcheck disable=SC2009  # one pattern over full command lines
-  out=$(ps -eo pid=,args= | grep -E "$BIN_DIR/|etcd --name kubetrain|containerd --config $CTRD/|containerd-shim.*$CTRD_SOCK|dnsmasq .*--hostsdir $DNS_DIR|cluster.sh _dns-sync" | grep -v -E 'grep -E' || true)
+  # Every process of ours names the cluster dir in its arguments (other clusters,
+  # with another KUBETRAIN_CLUSTER_DIR, may share the binaries and stay out of this).
+  out=$(ps -eo pid=,args= | grep -F -- "$CLUSTER_DIR/" | grep -v -E 'grep -F|cluster.sh leftovers' || true)
   [[ -z "$out" ]] || { echo "processes:"; echo "$out"; found=1; }
-  out=$(awk -v p="$CLUSTER_DIR" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo)
+  out=$(awk -v p="$CLUSTER_DIR" '$5 == p || index($5, p "/") == 1 { print $5 }' /proc/self/mountinfo)
   [[ -z "$out" ]] || { echo "mounts:"; echo "$out"; found=1; }
   local fam
   for fam in iptables ip6tables; do
