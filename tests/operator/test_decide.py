@@ -37,6 +37,9 @@ class Sim:
         self.last = d
         return d
 
+    def phase(self) -> Phase | None:
+        return self.status.phase
+
     def cond(self, ctype: ConditionType) -> tuple[str, str] | None:
         for c in self.status.conditions:
             if c.type is ctype:
@@ -68,7 +71,7 @@ def test_a_new_job_creates_all_pods_head_first() -> None:
     d = sim.step(0)
     assert d.action is Action.CREATE
     assert d.create == (PodKey(Role.HEAD), PodKey(Role.WORKER, 0), PodKey(Role.WORKER, 1))
-    assert sim.status.phase is Phase.STARTING
+    assert sim.phase() is Phase.STARTING
     assert sim.cond(ConditionType.CREATED) == ("True", "ObjectsCreated")
     assert sim.cond(ConditionType.PODS_READY) == ("False", "PodsPending")
     assert sim.status.start_time == "2026-01-01T12:00:00Z"
@@ -80,15 +83,15 @@ def test_phases_follow_the_pods_to_running_and_success() -> None:
     d = sim.step(1, *running(head_ready=False))
     assert d.action is Action.NOOP
     assert sim.cond(ConditionType.PODS_READY) == ("True", "AllPodsRunning")
-    assert sim.status.phase is Phase.STARTING  # pods run, the driver has not started training
+    assert sim.phase() is Phase.STARTING  # pods run, the driver has not started training
     sim.step(2, *running(head_ready=True))
-    assert sim.status.phase is Phase.RUNNING
+    assert sim.phase() is Phase.RUNNING
     done = running()
     done[0] = head(phase="Succeeded", containers=terminated(0, name="head"))
     d = sim.step(60, *done)
     assert d.action is Action.SUCCEED
     assert set(d.delete) == {"t-worker-0", "t-worker-1"}  # cleanPodPolicy Running keeps the head
-    assert sim.status.phase is Phase.SUCCEEDED
+    assert sim.phase() is Phase.SUCCEEDED
     assert sim.status.completion_time == "2026-01-01T12:01:00Z"
     assert sim.cond(ConditionType.RUNNING) == ("False", "TrainingCompleted")
 
@@ -104,7 +107,7 @@ def test_second_pass_on_the_same_observation_changes_nothing() -> None:
 def test_running_is_sticky_while_the_probe_flaps() -> None:
     sim = started()
     sim.step(6, *running(head_ready=False))
-    assert sim.status.phase is Phase.RUNNING
+    assert sim.phase() is Phase.RUNNING
 
 
 # --------------------------------------------------------------------------- failures named
@@ -117,12 +120,12 @@ def test_image_pull_error_is_named_at_once_and_fails_after_the_grace() -> None:
     d = sim.step(2, *bad)
     assert d.action is Action.NOOP
     assert sim.cond(ConditionType.PODS_READY) == ("False", "ErrImagePull")
-    assert sim.status.phase is Phase.STARTING
+    assert sim.phase() is Phase.STARTING
     assert d.requeue_after == 28  # woken when the grace ends, even without an event
     d = sim.step(30, *bad)
     assert d.action is Action.FAIL and d.reason == "ErrImagePull"
     assert "t-worker-0 container worker" in d.message
-    assert sim.status.phase is Phase.FAILED
+    assert sim.phase() is Phase.FAILED
 
 
 def test_unschedulable_is_named_and_fails_at_the_startup_deadline() -> None:
@@ -200,7 +203,7 @@ def test_retryable_head_failure_restarts_the_whole_job_and_counts_it() -> None:
     d = sim.step(30, _head_killed(), *running()[1:])
     assert d.action is Action.RESTART_JOB
     assert set(d.delete) == {"t-head", "t-worker-0", "t-worker-1"}
-    assert sim.status.restarts == 1 and sim.status.phase is Phase.RESTARTING
+    assert sim.status.restarts == 1 and sim.phase() is Phase.RESTARTING
     assert "restart 1/3" in (sim.status.message or "")
     # The old pods are terminating: wait for their names, then create attempt 1.
     terminating = [p | {"metadata": {**p["metadata"], "deletionTimestamp": "x"}} for p in running()]
@@ -208,9 +211,9 @@ def test_retryable_head_failure_restarts_the_whole_job_and_counts_it() -> None:
     assert d.action is Action.NOOP and d.create == () and d.requeue_after == 1
     d = sim.step(33)
     assert d.action is Action.CREATE and len(d.create) == 3
-    assert sim.status.phase is Phase.RESTARTING
+    assert sim.phase() is Phase.RESTARTING
     sim.step(40, *running(attempt=1))
-    assert sim.status.phase is Phase.RUNNING
+    assert sim.phase() is Phase.RUNNING
     assert sim.cond(ConditionType.RESTARTING) == ("False", "TrainingStarted")
 
 
@@ -249,15 +252,15 @@ def test_a_dead_worker_is_replaced_and_the_job_resumes() -> None:
     evicted = worker(0, phase="Failed", reason="Evicted", message="node drained")
     d = sim.step(20, running()[0], evicted, running()[2])
     assert d.action is Action.REPLACE_WORKERS and d.delete == ("t-worker-0",)
-    assert sim.status.phase is Phase.RESTARTING
+    assert sim.phase() is Phase.RESTARTING
     assert sim.status.worker_restarts == 0  # counted when the replacement exists
     d = sim.step(21, running()[0], running()[2])
     assert d.action is Action.CREATE and d.create == (PodKey(Role.WORKER, 0),)
     assert sim.status.worker_restarts == 1
     sim.step(22, running()[0], worker(0), running()[2])
-    assert sim.status.worker_restarts == 1 and sim.status.phase is Phase.RESTARTING
+    assert sim.status.worker_restarts == 1 and sim.phase() is Phase.RESTARTING
     sim.step(25, *running())
-    assert sim.status.phase is Phase.RUNNING and sim.status.restarts == 0
+    assert sim.phase() is Phase.RUNNING and sim.status.restarts == 0
 
 
 def test_a_vanished_worker_is_recreated_and_counted() -> None:
@@ -292,7 +295,7 @@ def test_suspend_deletes_pods_keeps_status_and_resume_recreates() -> None:
     sim.status.restarts = 0
     d = sim.step(30, *running(), runPolicy={"suspend": True})
     assert d.action is Action.SUSPEND and len(d.delete) == 3
-    assert sim.status.phase is Phase.SUSPENDED
+    assert sim.phase() is Phase.SUSPENDED
     assert sim.cond(ConditionType.CREATED) == ("False", "JobSuspended")
     d = sim.step(31, runPolicy={"suspend": True})
     assert d.action is Action.SUSPEND and d.delete == () and d.requeue_after is None
@@ -300,14 +303,14 @@ def test_suspend_deletes_pods_keeps_status_and_resume_recreates() -> None:
     assert d.action is Action.CREATE and len(d.create) == 3
     assert sim.cond(ConditionType.SUSPENDED) == ("False", "JobResumed")
     assert sim.status.start_time == "2026-01-01T12:01:40Z"  # the active deadline restarts
-    assert sim.status.phase is Phase.STARTING
+    assert sim.phase() is Phase.STARTING
 
 
 def test_a_job_created_suspended_creates_nothing() -> None:
     sim = Sim(runPolicy={"suspend": True})
     d = sim.step(0, runPolicy={"suspend": True})
     assert d.action is Action.SUSPEND and d.create == ()
-    assert sim.status.phase is Phase.SUSPENDED
+    assert sim.phase() is Phase.SUSPENDED
 
 
 def test_clean_pod_policy_all_running_none() -> None:
@@ -323,7 +326,7 @@ def test_clean_pod_policy_all_running_none() -> None:
         assert d.action is Action.SUCCEED and set(d.delete) == deleted, policy
         # Later passes keep applying the policy to what is left, and nothing else happens.
         d = sim.step(61, *done, runPolicy={"cleanPodPolicy": policy})
-        assert set(d.delete) == deleted and sim.status.phase is Phase.SUCCEEDED
+        assert set(d.delete) == deleted and sim.phase() is Phase.SUCCEEDED
 
 
 def test_ttl_deletes_the_finished_job() -> None:
@@ -339,7 +342,7 @@ def test_ttl_deletes_the_finished_job() -> None:
 def test_a_finished_job_never_restarts() -> None:
     sim = started()
     sim.step(60, head(phase="Failed", containers=terminated(1, name="head")))
-    assert sim.status.phase is Phase.FAILED
+    assert sim.phase() is Phase.FAILED
     d = sim.step(61)
     assert d.action is Action.NOOP and d.create == ()
 
