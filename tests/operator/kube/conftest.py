@@ -1,0 +1,407 @@
+"""A real control plane (etcd, kube-apiserver, kube-controller-manager) and a real operator.
+
+The cluster comes from `e2e/cluster.sh up --control-plane-only`, in its own directory and on its
+own ports so that it never disturbs a full cluster another session runs. There are no nodes: the
+tests play the kubelet by patching pod status. Pods get a scheduler name nobody serves, so on a
+full cluster too no scheduler or kubelet touches them.
+
+The operator runs as a subprocess (`python -m kubetrain_operator`), as in a pod.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from kubetrain.api import GROUP, PLURAL, VERSION
+from kubetrain_operator.kube import ApiError, Kube, api_client
+from tests.conftest import ROOT, job_dict
+
+SCRIPT = ROOT / "e2e" / "cluster.sh"
+CRD = ROOT / "crds" / "trainingjob.yaml"
+NO_SCHEDULER = "kubetrain-test-no-scheduler"  # no scheduler serves it: pods stay unbound
+
+# Our own cluster, beside the default one (see e2e/README.md: other dir and ports).
+CLUSTER_ENV = {
+    "KUBETRAIN_CLUSTER_DIR": os.environ.get(
+        "KUBETRAIN_OPERATOR_TEST_CLUSTER_DIR", "/tmp/kubetrain-operator-cp"
+    ),
+    "KUBETRAIN_API_PORT": os.environ.get("KUBETRAIN_OPERATOR_TEST_API_PORT", "16443"),
+    "KUBETRAIN_ETCD_PORT": os.environ.get("KUBETRAIN_OPERATOR_TEST_ETCD_PORT", "12379"),
+    "KUBETRAIN_ETCD_PEER_PORT": os.environ.get("KUBETRAIN_OPERATOR_TEST_ETCD_PEER_PORT", "12380"),
+}
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], timeout: float = 20.0, every: float = 0.1
+) -> T:
+    """Polls `check` until it returns something truthy; fails with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ApiError):
+            last = check()
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rfc3339_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: str
+    kubectl: str
+
+    def run_kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.kubectl, "--kubeconfig", self.kubeconfig, *args],
+            input=stdin, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    if not SCRIPT.exists():
+        pytest.skip("e2e/cluster.sh does not exist yet: no control plane to test against")
+    env = {**os.environ, **CLUSTER_ENV}
+    was_up = (
+        subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True).returncode == 0
+    )
+    up = subprocess.run(
+        [str(SCRIPT), "up", "--control-plane-only"],
+        env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    if up.returncode != 0:
+        pytest.fail(f"e2e/cluster.sh up --control-plane-only failed:\n{up.stderr[-3000:]}")
+    kubeconfig = up.stdout.strip().splitlines()[-1]
+    kubectl = str(Path(CLUSTER_ENV["KUBETRAIN_CLUSTER_DIR"]) / "bin" / "kubectl")
+    if not Path(kubectl).exists():
+        kubectl = shutil.which("kubectl") or str(
+            Path.home() / ".cache/kubetrain/k8s-v1.20.2/bin/kubectl"
+        )
+    yield Cluster(kubeconfig, kubectl)
+    if not was_up and os.environ.get("KUBETRAIN_KEEP_CLUSTER") != "1":
+        subprocess.run([str(SCRIPT), "down"], env=env, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: Cluster) -> Kube:
+    return Kube(api_client(kubeconfig=cluster.kubeconfig, pool_size=8))
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster, kube: Kube) -> None:
+    applied = cluster.run_kubectl("apply", "-f", str(CRD))
+    assert applied.returncode == 0, applied.stderr
+
+    def established() -> bool:
+        found = kube._call(
+            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{GROUP}"
+        )
+        conds = (found or {}).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+
+    wait_for("the TrainingJob CRD to be established", established)
+    # Discovery lags behind Established by a moment; kubectl and kopf both need it.
+    wait_for(
+        "the TrainingJob API to be served",
+        lambda: kube._call("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}") is not None,
+    )
+
+
+# --------------------------------------------------------------------------- the operator
+
+
+@dataclass
+class Operator:
+    """`python -m kubetrain_operator` in a subprocess."""
+
+    cluster: Cluster
+    namespaces: list[str]
+    log_path: Path
+    extra: list[str] = field(default_factory=list)
+    metrics_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Operator:
+        args = [
+            sys.executable, "-m", "kubetrain_operator",
+            "--kubeconfig", self.cluster.kubeconfig,
+            "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
+            "--bind", "127.0.0.1", "--image-pull-grace", "3", "--resync", "5",
+            *[arg for ns in self.namespaces for arg in ("--namespace", ns)],
+            *self.extra,
+        ]  # fmt: skip
+        if "--priority" not in self.extra:
+            args.append("--standalone")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        wait_for("the operator to be ready", self.ready, timeout=30)
+        return self
+
+    def ready(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log()
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/readyz", timeout=1
+            ) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return str(r.read().decode())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: Cluster, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    """One operator for the tests whose namespaces match `op-*`."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = Operator(cluster, ["op-*"], log).start()
+    yield op
+    op.stop()
+
+
+# --------------------------------------------------------------------------- namespaces & jobs
+
+
+def make_namespace(kube: Kube, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kube._call("POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
+    # Pods need the namespace's default ServiceAccount (the admission plugin checks it).
+    wait_for(
+        f"ServiceAccount {name}/default",
+        lambda: kube._call("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+    )
+    return name
+
+
+@pytest.fixture
+def ns(kube: Kube, operator: Operator, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = make_namespace(kube, "op")
+    yield name
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        print(f"--- operator log (tail) ---\n{operator.log()}")
+    with contextlib.suppress(ApiError):
+        kube._call("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
+
+
+class Jobs:
+    """TrainingJobs and their pods in one namespace, through the real API server."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.ns = namespace
+
+    def path(self, name: str, sub: str = "") -> str:
+        base = f"/apis/{GROUP}/{VERSION}/namespaces/{self.ns}/{PLURAL}/{name}"
+        return f"{base}/{sub}" if sub else base
+
+    def apply(self, name: str, labels: dict[str, str] | None = None, **spec: Any) -> Obj:
+        data = job_dict(**spec)
+        data["metadata"] = {"name": name, "namespace": self.ns, "labels": labels or {}}
+        data["spec"].setdefault("pod", {})["schedulerName"] = NO_SCHEDULER
+        created = self.kube._call(
+            "POST", f"/apis/{GROUP}/{VERSION}/namespaces/{self.ns}/{PLURAL}", body=data
+        )
+        assert created is not None
+        return created
+
+    def get(self, name: str) -> Obj | None:
+        return self.kube.get_job(namespace=self.ns, name=name)
+
+    def status(self, name: str) -> Obj:
+        return (self.get(name) or {}).get("status") or {}
+
+    def condition(self, name: str, ctype: str) -> Obj | None:
+        for cond in self.status(name).get("conditions") or []:
+            if cond["type"] == ctype:
+                return dict(cond)
+        return None
+
+    def patch_spec(self, name: str, spec: Obj) -> None:
+        self.kube._call(
+            "PATCH", self.path(name), body={"spec": spec}, content_type="application/merge-patch+json"
+        )
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 20.0) -> Obj:
+        return wait_for(
+            f"{self.ns}/{name} to be {phase}",
+            lambda: (s := self.status(name)).get("phase") == phase and s,
+            timeout,
+        )
+
+    def pods(self, name: str) -> dict[str, Obj]:
+        items = self.kube.list_pods(namespace=self.ns, selector=f"kubetrain.io/job-name={name}")
+        return {p["metadata"]["name"]: p for p in items if not p["metadata"].get("deletionTimestamp")}
+
+    def wait_pods(self, name: str, count: int, timeout: float = 20.0) -> dict[str, Obj]:
+        return wait_for(
+            f"{count} pods of {self.ns}/{name}",
+            lambda: len(p := self.pods(name)) == count and p,
+            timeout,
+        )
+
+    def events(self, name: str) -> list[Obj]:
+        found = self.kube._call("GET", f"/api/v1/namespaces/{self.ns}/events") or {}
+        return [e for e in found.get("items", []) if e["involvedObject"].get("name") == name]
+
+    def event_reasons(self, name: str) -> list[str]:
+        return [e["reason"] for e in self.events(name)]
+
+    def list(self, plural: str, api: str = "/api/v1") -> list[Obj]:
+        found = self.kube._call("GET", f"{api}/namespaces/{self.ns}/{plural}") or {}
+        return list(found.get("items", []))
+
+
+@pytest.fixture
+def jobs(kube: Kube, ns: str) -> Jobs:
+    return Jobs(kube, ns)
+
+
+# --------------------------------------------------------------------------- playing the kubelet
+
+
+class Kubelet:
+    """Writes pod status the way the kubelet (and the scheduler) would."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.ns = namespace
+
+    def _patch(self, pod: str, status: Obj) -> None:
+        self.kube._call(
+            "PATCH",
+            f"/api/v1/namespaces/{self.ns}/pods/{pod}/status",
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def _container(self, pod: str) -> str:
+        return "head" if pod.endswith("-head") else "worker"
+
+    def run(self, pod: str, *, ready: bool = False) -> None:
+        now = rfc3339_now()
+        ready_s = "True" if ready else "False"
+        self._patch(pod, {
+            "phase": "Running",
+            "startTime": now,
+            "podIP": "10.244.0.7",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": ready_s, "lastTransitionTime": now},
+                {"type": "Ready", "status": ready_s, "lastTransitionTime": now},
+            ],
+            "containerStatuses": [{
+                "name": self._container(pod), "ready": ready, "restartCount": 0, "started": True,
+                "image": "kubetrain/trainer:0.1.0-cpu", "imageID": "sha256:1",
+                "containerID": "containerd://1", "state": {"running": {"startedAt": now}},
+            }],
+        })  # fmt: skip
+
+    def run_all(self, pods: dict[str, Obj], *, head_ready: bool = True) -> None:
+        for name in pods:
+            self.run(name, ready=head_ready and name.endswith("-head"))
+
+    def exit(
+        self, pod: str, code: int, *, reason: str = "Error", message: str = ""
+    ) -> None:
+        now = rfc3339_now()
+        terminated = {
+            "exitCode": code, "reason": reason, "message": message,
+            "startedAt": now, "finishedAt": now, "containerID": "containerd://1",
+        }  # fmt: skip
+        self._patch(pod, {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+            "containerStatuses": [{
+                "name": self._container(pod), "ready": False, "restartCount": 0,
+                "image": "kubetrain/trainer:0.1.0-cpu", "imageID": "sha256:1",
+                "state": {"terminated": terminated},
+            }],
+        })  # fmt: skip
+
+    def waiting(self, pod: str, reason: str, message: str, last: Obj | None = None) -> None:
+        status: Obj = {
+            "name": self._container(pod), "ready": False, "restartCount": 0,
+            "image": "kubetrain/trainer:missing", "imageID": "",
+            "state": {"waiting": {"reason": reason, "message": message}},
+        }  # fmt: skip
+        if last is not None:
+            status["lastState"] = {"terminated": last}
+            status["restartCount"] = 5
+        self._patch(pod, {"phase": "Pending", "containerStatuses": [status]})
+
+    def unschedulable(self, pod: str, message: str) -> None:
+        cond = {
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastTransitionTime": rfc3339_now(),
+        }  # fmt: skip
+        self._patch(pod, {"phase": "Pending", "conditions": [cond]})
+
+
+@pytest.fixture
+def kubelet(kube: Kube, ns: str) -> Kubelet:
+    return Kubelet(kube, ns)
+
+
+def dump(obj: object) -> str:
+    return json.dumps(obj, indent=1, default=str)[:3000]
