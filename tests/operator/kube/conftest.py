@@ -25,12 +25,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from kubetrain.api import GROUP, PLURAL, VERSION
-from kubetrain_operator.kube import ApiError, Kube, api_client
+from kubetrain_operator.kube import MERGE_PATCH, ApiError, Kube, api_client
 from tests.conftest import ROOT, job_dict
 
 SCRIPT = ROOT / "e2e" / "cluster.sh"
@@ -47,16 +47,14 @@ CLUSTER_ENV = {
     "KUBETRAIN_ETCD_PEER_PORT": os.environ.get("KUBETRAIN_OPERATOR_TEST_ETCD_PEER_PORT", "12380"),
 }
 
-T = TypeVar("T")
 Obj = dict[str, Any]
 
 
-def wait_for(
-    what: str, check: Callable[[], T | None], timeout: float = 20.0, every: float = 0.1
-) -> T:
-    """Polls `check` until it returns something truthy; fails with `what` after `timeout` s."""
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.1) -> Any:
+    """Polls `check` until it returns something truthy, and returns that; fails with `what`
+    after `timeout` seconds. API errors count as "not yet"."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
+    last: Any = None
     while time.monotonic() < deadline:
         with contextlib.suppress(ApiError):
             last = check()
@@ -278,26 +276,29 @@ class Jobs:
 
     def patch_spec(self, name: str, spec: Obj) -> None:
         self.kube._call(
-            "PATCH", self.path(name), body={"spec": spec}, content_type="application/merge-patch+json"
+            "PATCH", self.path(name), body={"spec": spec}, content_type=MERGE_PATCH
         )
 
     def wait_phase(self, name: str, phase: str, timeout: float = 20.0) -> Obj:
-        return wait_for(
+        status: Obj = wait_for(
             f"{self.ns}/{name} to be {phase}",
             lambda: (s := self.status(name)).get("phase") == phase and s,
             timeout,
         )
+        return status
 
     def pods(self, name: str) -> dict[str, Obj]:
         items = self.kube.list_pods(namespace=self.ns, selector=f"kubetrain.io/job-name={name}")
-        return {p["metadata"]["name"]: p for p in items if not p["metadata"].get("deletionTimestamp")}
+        live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
+        return {p["metadata"]["name"]: p for p in live}
 
     def wait_pods(self, name: str, count: int, timeout: float = 20.0) -> dict[str, Obj]:
-        return wait_for(
+        pods: dict[str, Obj] = wait_for(
             f"{count} pods of {self.ns}/{name}",
             lambda: len(p := self.pods(name)) == count and p,
             timeout,
         )
+        return pods
 
     def events(self, name: str) -> list[Obj]:
         found = self.kube._call("GET", f"/api/v1/namespaces/{self.ns}/events") or {}
@@ -331,7 +332,7 @@ class Kubelet:
             "PATCH",
             f"/api/v1/namespaces/{self.ns}/pods/{pod}/status",
             body={"status": status},
-            content_type="application/merge-patch+json",
+            content_type=MERGE_PATCH,
         )
 
     def _container(self, pod: str) -> str:

@@ -49,7 +49,8 @@ def test_phases_follow_pod_status_and_events_are_written(jobs: Jobs, kubelet: Ku
     jobs.apply("ok", distributed={"workers": 2})
     pods = jobs.wait_pods("ok", 3)
     kubelet.run_all(pods, head_ready=False)
-    wait_for("PodsReady", lambda: (c := jobs.condition("ok", "PodsReady")) and c["status"] == "True")
+    ready = lambda: (c := jobs.condition("ok", "PodsReady")) and c["status"] == "True"  # noqa: E731
+    wait_for("PodsReady", ready)
     assert jobs.status("ok")["phase"] == "Starting"
     kubelet.run("ok-head", ready=True)
     jobs.wait_phase("ok", "Running")
