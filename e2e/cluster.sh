@@ -102,26 +102,34 @@ FULL_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack dn
 BUILD_PACKAGES=(dpkg-dev golang-go rsync jq make binutils golang-github-modern-go-reflect2-dev)
 
 # ------------------------------------------------------------------- build ---
-# Adds a deb-src entry derived at run time from the machine's own Debian sources.
+# Adds a deb-src entry derived at run time from the machine's own Debian sources
+# (only files/lines that point at a Debian archive; no host name is hard-coded).
 ensure_deb_src() {
   if apt-cache showsrc kubernetes 2>/dev/null | grep -q '^Package: kubernetes'; then return 0; fi
   local f=/etc/apt/sources.list.d/kubetrain-deb-src.sources src
-  if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
-    for src in /etc/apt/sources.list.d/*.sources; do
-      [[ "$src" == "$f" ]] && continue
-      grep -q '^Types:.*\bdeb\b' "$src" || continue
-      sed -e 's/^Types:.*/Types: deb-src/' "$src"
-      echo
-    done >"$f.tmp"
+  rm -f "$f" /etc/apt/sources.list.d/kubetrain-deb-src.list
+  for src in /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$src" ]] || continue
+    if ! { grep -q '^Types:.*\bdeb\b' "$src" && grep -qiE '^(URIs:.*/debian|Signed-By:.*debian-archive-keyring)' "$src"; }; then
+      continue
+    fi
+    sed -e 's/^Types:.*/Types: deb-src/' "$src"
+    echo
+  done >"$f.tmp"
+  if [[ -s "$f.tmp" ]]; then
     mv "$f.tmp" "$f"
-  elif [[ -f /etc/apt/sources.list ]]; then
+  else
+    rm -f "$f.tmp"
     f=/etc/apt/sources.list.d/kubetrain-deb-src.list
-    sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' /etc/apt/sources.list >"$f"
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+      sed -n 's/^[[:space:]]*deb[[:space:]]\(.*\/debian.*\)/deb-src \1/p' >"$f"
   fi
-  [[ -s "$f" ]] || die "no Debian apt sources found to derive a deb-src entry from"
+  [[ -s "$f" ]] || { rm -f "$f"; die "no Debian apt sources found to derive a deb-src entry from"; }
   log "added deb-src entry $f (derived from this machine's apt sources)"
-  apt-get update -qq >&2
+  apt-get update -qq >&2 || log "WARNING: apt-get update reported errors"
   apt_updated=1
+  apt-cache showsrc kubernetes 2>/dev/null | grep -q '^Package: kubernetes' ||
+    die "apt has no source package 'kubernetes' even with $f"
 }
 
 binaries_cached() {
