@@ -208,6 +208,8 @@ class Reconciler:
                 )  # fmt: skip
                 d = decide(s, self.config.policy)
 
+        if d.action is not Action.NOOP:
+            log.info("%s: %s: %s", key, d.action.value, d.message or ", ".join(d.delete))
         new = next_status(s, d, generation=meta.get("generation"), now=s.now)
         if d.action.ends_attempt:
             self._write_status(key, uid, raw, s.status, new)
