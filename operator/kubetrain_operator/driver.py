@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetrain.api import GROUP, PLURAL, VERSION, TrainingJob, parse_job
+from kubetrain_operator.render import names
 
 log = logging.getLogger("kubetrain.driver")
 
@@ -43,9 +44,9 @@ EXIT_FAILED = 1  # training failed after Ray Train's own retries: a restart woul
 EXIT_INVALID = 2  # the job cannot run as written (a missing dataset path, no GPU where needed)
 EXIT_SIGTERM = 128 + signal.SIGTERM  # stopped by Kubernetes (deletion, preemption): retryable
 
-WORKER_RESOURCE = "kubetrain_worker"  # one per worker pod; see the lead's runner note in README
+WORKER_RESOURCE = "kubetrain_worker"  # one per worker pod (see README: Ray resources)
 TERMINATION_LOG = Path("/dev/termination-log")
-TRAINING_MARKER = Path("/tmp/kubetrain/training")  # must match render.names.TRAINING_MARKER
+TRAINING_MARKER = Path(names.TRAINING_MARKER)
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
