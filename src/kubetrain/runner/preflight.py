@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+from pathlib import Path
 
 from kubetrain.api.spec import Backend, DatasetSource, ModelName, Precision, TrainingJobSpec
 from kubetrain.trainer.data import check_dataset_path
+from kubetrain.trainer.deepspeed import Conflict, DeepSpeedConfigError
+from kubetrain.trainer.deepspeed import check as check_deepspeed
+
+# Where the operator mounts spec.distributed.deepspeed.configMapRef (key ds_config.json) in the
+# driver's pod; the driver inlines it into the spec the workers get.
+DEEPSPEED_CONFIG_MOUNT = Path("/etc/kubetrain/deepspeed/ds_config.json")
 
 
 class PreflightError(ValueError):
@@ -17,7 +25,8 @@ def _need(module: str, field: str, why: str) -> None:
         raise PreflightError(f"{field}: {why} needs the Python package {module!r}; install it")
 
 
-def check(spec: TrainingJobSpec) -> None:
+def check(spec: TrainingJobSpec) -> list[Conflict]:
+    """Raise PreflightError for a job that cannot run; return the DeepSpeed overrides to show."""
     try:
         check_dataset_path(spec)
     except FileNotFoundError as exc:
@@ -32,5 +41,38 @@ def check(spec: TrainingJobSpec) -> None:
         _need("transformers", "spec.model.name", "bert")
     if spec.dataset.source is DatasetSource.IMDB:
         _need("datasets", "spec.dataset.source", "imdb")
-    if spec.distributed.backend is Backend.DEEPSPEED:
-        _need("deepspeed", "spec.distributed.backend", "deepspeed")
+    if spec.distributed.backend is not Backend.DEEPSPEED:
+        return []
+    try:
+        conflicts = check_deepspeed(spec)
+    except DeepSpeedConfigError as exc:
+        raise PreflightError(str(exc)) from None
+    _need("deepspeed", "spec.distributed.backend", "deepspeed")
+    return conflicts
+
+
+def resolve_deepspeed_config(
+    spec: TrainingJobSpec, mount: Path = DEEPSPEED_CONFIG_MOUNT
+) -> TrainingJobSpec:
+    """The spec with a ConfigMap-held raw DeepSpeed config read into `deepspeed.config`."""
+    ds = spec.distributed.deepspeed
+    if ds.config_map_ref is None:
+        return spec
+    field = "spec.distributed.deepspeed.configMapRef"
+    if ds.config is not None:
+        raise PreflightError(f"{field}: give the raw config inline or by ConfigMap, not both")
+    if not mount.is_file():
+        raise PreflightError(
+            f"{field}: ConfigMap {ds.config_map_ref!r} is not mounted at {mount} (the operator "
+            "mounts it in a cluster); for a local run put the config in "
+            "spec.distributed.deepspeed.config"
+        )
+    try:
+        raw = json.loads(mount.read_text())
+    except json.JSONDecodeError as exc:
+        raise PreflightError(f"{field}: {mount} is not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise PreflightError(f"{field}: {mount} must hold a JSON object, not {type(raw).__name__}")
+    ds = ds.model_copy(update={"config": raw, "config_map_ref": None})
+    distributed = spec.distributed.model_copy(update={"deepspeed": ds})
+    return spec.model_copy(update={"distributed": distributed})

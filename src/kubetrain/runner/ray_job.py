@@ -78,6 +78,7 @@ class RunResult:
     epochs_completed: int
     error: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. raw DeepSpeed config overrides
 
     def to_json(self, *, with_history: bool = True) -> str:
         data = dict(self.__dict__)
@@ -190,8 +191,11 @@ def run_job(
     """Train `job` to the end. Raises JobFailed (with the cause) if training fails."""
     from ray.util.queue import Queue
 
-    spec = job.spec
-    preflight.check(spec)
+    spec = preflight.resolve_deepspeed_config(job.spec)
+    job = job.model_copy(update={"spec": spec})
+    warnings = [str(conflict) for conflict in preflight.check(spec)]
+    for line in warnings:
+        log.warning("kubetrain: %s", line)
     cluster = cluster or LocalCluster()
     workers_cpu = spec.distributed.workers * _cpu_count(spec.distributed.resources_per_worker.cpu)
     start_ray(cluster, workers_cpu)
@@ -234,6 +238,7 @@ def run_job(
         samples_per_second=last.get("samples_per_second"),
         epochs_completed=int(last.get("epoch", 0)),
         history=[r.metrics for r in seen],
+        warnings=warnings,
     )
     _write_result(storage, job.name, run)
     return run

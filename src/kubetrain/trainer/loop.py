@@ -1,7 +1,8 @@
 """The data-parallel training loop that runs in every Ray Train worker.
 
-`WorkerLoop` holds one worker's model, optimizer and data shard. Its methods are small so that
-tests can drive a single optimizer step (`step`) as well as a whole run (`run`).
+`WorkerLoop` holds one worker's model, data shard and engine (the backend's optimizer step and
+checkpoints: DDP or DeepSpeed). Its methods are small so that tests can drive a single optimizer
+step (`step`) as well as a whole run (`run`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from kubetrain.api.spec import Precision, TrainingJobSpec
 from kubetrain.trainer import checkpoint as ckpt
-from kubetrain.trainer.aggregation import Aggregator, distributed_ready
+from kubetrain.trainer.aggregation import distributed_ready
 from kubetrain.trainer.data import Splits, load_splits, shard
 from kubetrain.trainer.data.augment import augment_batch, is_enabled
 from kubetrain.trainer.data.info import InputKind
 from kubetrain.trainer.early_stopping import EarlyStopping
+from kubetrain.trainer.engine import Engine, build_engine
 from kubetrain.trainer.evaluation import classification_metrics, confusion_matrix
 from kubetrain.trainer.models import Freezable, build_model
-from kubetrain.trainer.optim import build_optimizer, build_scheduler, penalty
+from kubetrain.trainer.optim import penalty
 from kubetrain.trainer.telemetry import WorkerMetrics
 
 Inputs = torch.Tensor | dict[str, torch.Tensor]
@@ -84,16 +86,14 @@ class WorkerLoop:
         self.train_data = equal_shard(self.splits.train, who.rank, who.world_size)
         self.val_data = shard(self.splits.val, who.rank, who.world_size)
         self.model = build_model(spec.model, self.splits.info).to(device)
-        self.optimizer = build_optimizer(self.model.parameters(), train.optimizer)
         batches = math.ceil(len(self.train_data) / spec.dataset.batch_size)  # type: ignore[arg-type]
         self.steps_per_epoch = max(1, batches // train.gradient_accumulation_steps)
-        self.scheduler = build_scheduler(
-            self.optimizer, train.lr_schedule, self.steps_per_epoch,
-            self.steps_per_epoch * train.epochs,
-        )  # fmt: skip
+        self.engine: Engine = build_engine(
+            self.model, spec, device, rank=who.rank, steps_per_epoch=self.steps_per_epoch
+        )
         self.progress = ckpt.Progress()
         self.early_stopping = EarlyStopping(train.early_stopping) if train.early_stopping else None
-        self.aggregator: Aggregator | None = None
+        self._started = False
         self._unfrozen = False
         self._augment_gen = torch.Generator().manual_seed(train.seed * 1000 + who.rank)
         self.metrics: WorkerMetrics | None = None
@@ -101,14 +101,15 @@ class WorkerLoop:
     # ------------------------------------------------------------------ setup
 
     def restore(self, directory: Path) -> None:
-        """Load a checkpoint written by rank 0; call before `start`."""
-        self.progress = ckpt.load(directory, self.model, self.optimizer, self.scheduler)
+        """Load a checkpoint written by this backend; call before `start`."""
+        self.progress = self.engine.load(directory)
         if self.early_stopping is not None:
             self.early_stopping.load(self.progress.early_stopping)
 
     def start(self) -> None:
         self._maybe_unfreeze(self.progress.epoch + 1)
-        self.aggregator = Aggregator(self.model, self.spec.distributed.aggregation, self.device)
+        self.engine.start()
+        self._started = True
 
     def serve_metrics(self, port: int) -> None:
         self.metrics = WorkerMetrics(
@@ -155,24 +156,17 @@ class WorkerLoop:
 
     def step(self, micro_batches: list[Batch]) -> float:
         """One optimizer step over `micro_batches` (gradient accumulation); returns the loss."""
-        assert self.aggregator is not None, "call start() first"
-        train = self.spec.training
-        module = self.aggregator.module
+        assert self._started, "call start() first"
+        engine = self.engine
         total = 0.0
         for i, batch in enumerate(micro_batches):
             inputs, labels = self._prepare(batch)
-            last = i == len(micro_batches) - 1
-            with self.aggregator.accumulating(skip_sync=not last):
-                loss = self.loss_on(module, inputs, labels) / len(micro_batches)
-                loss.backward()  # type: ignore[no-untyped-call]
+            with engine.accumulating(boundary=i == len(micro_batches) - 1):
+                loss = self.loss_on(engine.module, inputs, labels) / len(micro_batches)
+                engine.backward(loss)
             total += float(loss.detach())
-        if train.gradient_clip_norm is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), train.gradient_clip_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         self.progress.step += 1
-        self.aggregator.after_optimizer_step(self.progress.step)
+        engine.optimizer_step(self.progress.step)
         return total
 
     # ------------------------------------------------------------------ epochs
@@ -196,8 +190,7 @@ class WorkerLoop:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         if self._maybe_unfreeze(epoch):
-            assert self.aggregator is not None
-            self.aggregator.rewrap()
+            self.engine.rewrap()
         self.model.train()
         losses, samples, started = [], 0, time.perf_counter()
         for group in self._grouped(self._loader(self.train_data, True, epoch)):
@@ -209,7 +202,7 @@ class WorkerLoop:
             if self.metrics is not None:
                 self.metrics.record_step(
                     loss=loss, seconds=time.perf_counter() - t0, samples=n,
-                    step=self.progress.step, lr=float(self.scheduler.get_last_lr()[0]),
+                    step=self.progress.step, lr=self.engine.lr(),
                 )  # fmt: skip
         seconds = time.perf_counter() - started
         # Global throughput: all workers' samples over the slowest worker's time.
@@ -272,10 +265,7 @@ class WorkerLoop:
                     epoch=epoch, val=val, samples_per_second=train_stats["samples_per_second"],
                     world_size=self.who.world_size,
                 )  # fmt: skip
-            directory = None
-            if self.who.rank == 0 and self._should_checkpoint(epoch, last):
-                directory = Path(tempfile.mkdtemp(prefix="kubetrain-ckpt-"))
-                ckpt.save(directory, self.model, self.optimizer, self.scheduler, self.progress)
+            directory = self._checkpoint() if self._should_checkpoint(epoch, last) else None
             try:
                 report(metrics, directory)
             finally:
@@ -283,6 +273,15 @@ class WorkerLoop:
                     shutil.rmtree(directory, ignore_errors=True)
             if stop:
                 break
+
+    def _checkpoint(self) -> Path | None:
+        """Every rank calls the engine (DeepSpeed's save is collective); a rank that wrote
+        nothing reports no directory."""
+        directory = Path(tempfile.mkdtemp(prefix="kubetrain-ckpt-"))
+        if self.engine.save(directory, self.progress):
+            return directory
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
 
     def _metrics(
         self, epoch: int, train_stats: dict[str, float], val: dict[str, float]
@@ -292,7 +291,7 @@ class WorkerLoop:
             "total_epochs": self.spec.training.epochs,
             "step": self.progress.step,
             "world_size": self.who.world_size,
-            "lr": float(self.scheduler.get_last_lr()[0]),
+            "lr": self.engine.lr(),
             "stopped_early": self.progress.stopped_early,
             "metric_name": self.spec.training.metric.value,
         }
