@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -50,7 +51,7 @@ def main() -> None:
         epoch_seconds.append(float(slowest[0]))
     if rank == 0:
         out = {"epoch_seconds": epoch_seconds, "steps_per_epoch": steps // spec.training.epochs}
-        with open(os.environ["PLAIN_DDP_OUT"], "w") as fh:
+        with Path(os.environ["PLAIN_DDP_OUT"]).open("w") as fh:
             json.dump(out, fh)
     dist.destroy_process_group()
 

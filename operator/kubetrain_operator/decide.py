@@ -292,9 +292,11 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
     create = tuple(k for k in missing if k.pod_name(s.name) not in taken)
     if missing and not create:
         due.append(policy.deleting_poll_seconds)
-    if create:
+    # Also when every pod exists but the status does not say so yet (the operator stopped
+    # between the pods and the status): the pass makes sure of the rest and confirms it.
+    if create or not (created_before or missing):
         replaced = sum(1 for k in create if k.role is Role.WORKER) if created_before else 0
-        names = ", ".join(k.pod_name(s.name) for k in create)
+        names = ", ".join(k.pod_name(s.name) for k in create) or "nothing missing"
         return Decision(
             Action.CREATE,
             Reason.OBJECTS_CREATED.value,

@@ -53,9 +53,9 @@ SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # --------------------------------------------------------------------------- status patches
 
 
-def progress_status(metrics: Mapping[str, Any], checkpoint: str | None, eta: float | None) -> dict[
-    str, Any
-]:
+def progress_status(
+    metrics: Mapping[str, Any], checkpoint: str | None, eta: float | None
+) -> dict[str, Any]:
     """The driver's part of the status, from one epoch report (the operator owns the rest)."""
     epoch = int(metrics.get("epoch", 0))
     total = int(metrics.get("total_epochs", 0))
@@ -264,6 +264,7 @@ def run_worker(args: argparse.Namespace) -> int:
     command = worker_command(args.head_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
     os.execvp(command[0], command)  # never returns: the pod's exit code is Ray's
     return EXIT_FAILED  # unreachable
+
 
 # --------------------------------------------------------------------------- entry point
 

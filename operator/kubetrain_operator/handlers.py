@@ -57,9 +57,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # is named after our group, so `kubectl get -o yaml` tells users whose it is.
     settings.persistence.finalizer = FINALIZER
     # kopf's default would also write status.kopf, which the CRD's structural schema prunes.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=f"kopf.{GROUP}"
-    )
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{GROUP}")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=f"kopf.{GROUP}", key="last-handled-configuration"
     )
@@ -112,17 +110,33 @@ async def keep_job_reconciled(
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def job_changed(
-    type: str, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
+    type: str,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     runtime = _runtime(memo)
     if type == "DELETED":
         runtime.reconciler.forget(uid)
-    else:
+    elif meta.get("generation") != status.get("observedGeneration"):
+        # Only a spec edit needs a pass. Our own status writes and the driver's progress
+        # leave the generation as observed; reacting to them would double every pass.
         runtime.poke(JobKey(namespace or "", name))
 
 
 @kopf.on.event("v1", "pods", labels={LABEL_JOB: kopf.PRESENT})
 async def pod_changed(
-    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    type: str,
+    namespace: str | None,
+    labels: kopf.Labels,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
+    if type == "ADDED" and not status.get("conditions") and not status.get("containerStatuses"):
+        return  # a pod we just created, which nothing has touched yet: nothing to decide
     _runtime(memo).poke(JobKey(namespace or "", labels[LABEL_JOB]))

@@ -115,8 +115,10 @@ class Metrics:
             self.phases[uid] = new.phase
         if old.start_time is None and new.start_time is not None:
             self.created.inc()
-        first_start = new.restarts == 0 and new.worker_restarts == 0 and not any(
-            c.type is ConditionType.SUSPENDED for c in new.conditions
+        first_start = (
+            new.restarts == 0
+            and new.worker_restarts == 0
+            and not any(c.type is ConditionType.SUSPENDED for c in new.conditions)
         )
         ready = _turned_true(old, new, ConditionType.PODS_READY)
         if first_start and ready and created_at is not None:

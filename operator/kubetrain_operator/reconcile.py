@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kubetrain.api import (
+    ConditionType,
     InvalidTrainingJob,
     TrainingJob,
     TrainingJobSpec,
@@ -80,7 +81,6 @@ class _Frozen:
     """The spec the job's pods run with, as stored in its ConfigMap."""
 
     spec: Obj
-    resource_version: str | None
 
 
 def _lenient_spec(raw_spec: object) -> TrainingJobSpec:
@@ -161,7 +161,8 @@ class Reconciler:
             )
             return self._carry_out(raw, situation, decide(situation, self.config.policy), None)
 
-        frozen = self._frozen_spec(uid, key)
+        # A job without conditions was never started: it has no ConfigMap to read yet.
+        frozen = self._frozen_spec(uid, key) if status.conditions else None
         current = job.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
         pods_exist = any(not p.deleting for p in pods)
         outcome = resolve_spec(frozen.spec if frozen else None, current, pods_exist=pods_exist)
@@ -184,9 +185,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------ doing
 
-    def _carry_out(
-        self, raw: Obj, s: Situation, d: Decision, job: TrainingJob | None
-    ) -> Outcome:
+    def _carry_out(self, raw: Obj, s: Situation, d: Decision, job: TrainingJob | None) -> Outcome:
         meta = raw["metadata"]
         key = JobKey(meta["namespace"], meta["name"])
         uid: str = meta["uid"]
@@ -197,7 +196,12 @@ class Reconciler:
 
         if d.action is Action.CREATE and job is not None:
             try:
-                self._create(job, s, d)
+                if not self._create(job, s, d):
+                    # Pods only, this time: the rest and the status come in the next pass,
+                    # queued behind other jobs' pods (see _create).
+                    log.info("%s: created pods %s", key, ", ".join(
+                        k.pod_name(key.name) for k in d.create))  # fmt: skip
+                    return Outcome(requeue_after=0.0, action=d.action)
             except ApiError as exc:
                 if exc.status not in (400, 422):
                     raise
@@ -249,23 +253,46 @@ class Reconciler:
         for name in names:
             self.kube.delete_pod(namespace=key.namespace, name=name, uid=uids.get(name))
 
-    def _create(self, job: TrainingJob, s: Situation, d: Decision) -> None:
+    def _create(self, job: TrainingJob, s: Situation, d: Decision) -> bool:
+        """Creates what `d` asks for; False if the objects besides the pods are still to come.
+
+        Pods first: they are what the user waits for, and when many jobs arrive at once the
+        API server is the bottleneck. So a new attempt's first pass creates only its pods (and
+        the ServiceAccount they need: pod admission checks it) and asks for another pass, which
+        queues behind the other jobs' first passes and creates the ConfigMap (the kubelet waits
+        for it), the Service and the driver's RBAC. Until the status says Created, every pass
+        makes sure of all the objects, so a crash halfway through leaves nothing missing.
+        """
         settings = self.config.pods
         attempt = s.status.restarts
         fresh = not any(not p.deleting for p in s.pods)
-        if fresh:
-            # A new attempt: the pods will run the spec in force now; freeze it for them.
+        unconfirmed = fresh or not any(
+            c.type is ConditionType.CREATED and c.status == "True" for c in s.status.conditions
+        )
+        support = support_objects(job, settings) if unconfirmed else []
+        if fresh and self._frozen.get(job.metadata.uid or "") is not None:
+            # Resuming with accepted edits: the ConfigMap must say what the new pods run
+            # before they exist, or a restarted operator would take them for refused edits.
             self._freeze(job)
-            for obj in support_objects(job, settings):
-                if obj["kind"] != "ConfigMap":
+        if fresh:
+            for obj in support:
+                if obj["kind"] == "ServiceAccount":
                     self.kube.create(obj)
-        # Workers first: the head's ServiceAccount token has time to appear (see support_objects).
-        for pod_key in sorted(d.create, key=lambda k: k.role is Role.HEAD):
+        for pod_key in d.create:
             if pod_key.role is Role.HEAD:
                 pod = head_pod(job, attempt=attempt, settings=settings)
             else:
                 pod = worker_pod(job, pod_key.rank or 0, attempt=attempt, settings=settings)
             self.kube.create(pod)
+        if fresh and d.create:
+            return False
+        if unconfirmed:
+            # The pods of a new attempt run the spec in force now: freeze it for them.
+            self._freeze(job)
+            for obj in support:
+                if obj["kind"] != "ConfigMap":
+                    self.kube.create(obj)
+        return True
 
     # ------------------------------------------------------------------ the frozen spec
 
@@ -290,7 +317,7 @@ class Reconciler:
                 patch={"metadata": {"annotations": wanted["metadata"]["annotations"]},
                        "data": wanted["data"]},
             )  # fmt: skip
-        self._frozen[uid] = _Frozen(spec, None)
+        self._frozen[uid] = _Frozen(spec)
 
 
 def _read_frozen(cm: Obj | None, uid: str) -> _Frozen | None:
@@ -302,4 +329,4 @@ def _read_frozen(cm: Obj | None, uid: str) -> _Frozen | None:
         data = json.loads((cm.get("data") or {})[CONFIG_KEY])
     except (KeyError, ValueError):
         return None
-    return _Frozen(data.get("spec") or {}, cm["metadata"].get("resourceVersion"))
+    return _Frozen(data.get("spec") or {})

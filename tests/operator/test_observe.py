@@ -86,9 +86,11 @@ def test_exit_codes_128_to_255_are_retryable() -> None:
     for code in (128, 137, 143, 255):
         pod = PodView(worker(0, phase="Failed", containers=terminated(code)))
         assert pod.failure(retry_on_oom=False).retryable, code  # type: ignore[union-attr]
-    assert not PodView(worker(0, phase="Failed", containers=terminated(127))).failure(
-        retry_on_oom=True
-    ).retryable  # type: ignore[union-attr]
+    assert (
+        not PodView(worker(0, phase="Failed", containers=terminated(127)))
+        .failure(retry_on_oom=True)
+        .retryable
+    )  # type: ignore[union-attr]
 
 
 def test_evicted_pod_without_container_exit_is_retryable() -> None:

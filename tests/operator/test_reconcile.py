@@ -13,7 +13,7 @@ from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.decide import Action
 from kubetrain_operator.kube import Kube
 from kubetrain_operator.metrics import Metrics
-from kubetrain_operator.reconcile import JobKey, Reconciler
+from kubetrain_operator.reconcile import JobKey, Outcome, Reconciler
 from tests.operator.fake_kube import FakeKube, merge
 from tests.operator.helpers import api_job_dict, at
 
@@ -39,6 +39,15 @@ def reconciler(kube: FakeKube, clock: Clock | None = None) -> Reconciler:
     return Reconciler(cast(Kube, kube), OperatorConfig(), Metrics(), clock=clock or Clock())
 
 
+def settle(r: Reconciler) -> Outcome:
+    """Passes until the reconciler asks for no immediate next one, as the job's loop would."""
+    for _ in range(5):
+        out = r.reconcile(KEY)
+        if out.requeue_after != 0:
+            return out
+    raise AssertionError("the reconciler keeps asking for another pass")
+
+
 def set_pod(kube: FakeKube, name: str, **status: Any) -> None:
     merge(kube.objects[("Pod", "ml", name)], {"status": status})
 
@@ -53,20 +62,23 @@ def job(kube: FakeKube) -> dict[str, Any]:
     return kube.objects[("TrainingJob", "ml", "t")]
 
 
-def test_first_pass_creates_everything_once(kube: FakeKube) -> None:
+def test_first_passes_create_everything_once_pods_first(kube: FakeKube) -> None:
     r = reconciler(kube)
     out = r.reconcile(KEY)
-    assert out.action is Action.CREATE
+    assert out.action is Action.CREATE and out.requeue_after == 0  # the rest comes next
+    assert "status" not in job(kube)
+    r.reconcile(KEY)
     created = [(kind, name) for verb, kind, name in kube.writes if verb == "create"]
+    # The pods come right after the account they run as: they are what the user waits for.
     assert created[:8] == [
-        ("ConfigMap", "t-config"),
         ("ServiceAccount", "t-driver"),
+        ("Pod", "t-head"),
+        ("Pod", "t-worker-0"),
+        ("Pod", "t-worker-1"),
+        ("ConfigMap", "t-config"),
         ("Service", "t-head"),
         ("Role", "t-driver"),
         ("RoleBinding", "t-driver"),
-        ("Pod", "t-worker-0"),
-        ("Pod", "t-worker-1"),
-        ("Pod", "t-head"),
     ]
     assert {kind for kind, _ in created[8:]} == {"Event"}
     assert job(kube)["status"]["phase"] == "Starting"
@@ -75,33 +87,33 @@ def test_first_pass_creates_everything_once(kube: FakeKube) -> None:
 
 def test_second_pass_writes_nothing(kube: FakeKube) -> None:
     r = reconciler(kube)
-    r.reconcile(KEY)
+    settle(r)
     kube.writes.clear()
-    out = r.reconcile(KEY)
+    out = settle(r)
     assert out.action is Action.NOOP
     assert kube.writes == []
 
 
 def test_a_restarted_operator_adopts_what_exists(kube: FakeKube) -> None:
-    reconciler(kube).reconcile(KEY)
+    settle(reconciler(kube))
     run_all(kube)
-    reconciler(kube).reconcile(KEY)
+    settle(reconciler(kube))
     kube.writes.clear()
     fresh = reconciler(kube)  # a new process: empty caches
-    fresh.reconcile(KEY)
-    fresh.reconcile(KEY)
+    settle(fresh)
+    settle(fresh)
     assert kube.writes == []
     assert len(kube.of_kind("Pod")) == 3
 
 
 def test_status_walks_to_running_with_events(kube: FakeKube) -> None:
     r = reconciler(kube)
-    r.reconcile(KEY)
+    settle(r)
     run_all(kube, ready=False)
-    r.reconcile(KEY)
+    settle(r)
     assert job(kube)["status"]["phase"] == "Starting"
     run_all(kube, ready=True)
-    r.reconcile(KEY)
+    settle(r)
     status = job(kube)["status"]
     assert status["phase"] == "Running"
     assert ("Normal", "AllPodsRunning") in kube.events()
@@ -110,25 +122,25 @@ def test_status_walks_to_running_with_events(kube: FakeKube) -> None:
 
 def test_driver_progress_is_never_overwritten(kube: FakeKube) -> None:
     r = reconciler(kube)
-    r.reconcile(KEY)
+    settle(r)
     merge(job(kube), {"status": {"epoch": 4, "progress": "4/10", "loss": 0.3}})
     run_all(kube)
-    r.reconcile(KEY)
+    settle(r)
     status = job(kube)["status"]
     assert (status["epoch"], status["progress"], status["loss"]) == (4, "4/10", 0.3)
 
 
 def test_failure_writes_status_then_deletes_running_pods(kube: FakeKube) -> None:
     r = reconciler(kube)
-    r.reconcile(KEY)
+    settle(r)
     run_all(kube)
-    r.reconcile(KEY)
+    settle(r)
     kube.writes.clear()
     terminated = {"exitCode": 1, "reason": "Error", "message": "boom"}
     set_pod(kube, "t-head", phase="Failed", containerStatuses=[
         {"name": "head", "state": {"terminated": terminated}}
     ])  # fmt: skip
-    r.reconcile(KEY)
+    settle(r)
     assert kube.writes[0] == ("patch", "TrainingJob/status", "t")
     assert ("delete", "Pod", "t-worker-0") in kube.writes
     assert ("delete", "Pod", "t-head") not in kube.writes  # finished: kept for its log
@@ -138,14 +150,28 @@ def test_failure_writes_status_then_deletes_running_pods(kube: FakeKube) -> None
     assert ("Warning", "NonZeroExit") in kube.events()
 
 
+def test_objects_missing_after_a_crash_are_created_by_the_next_pass(kube: FakeKube) -> None:
+    r = reconciler(kube)
+    settle(r)
+    # As if the operator had died after creating the pods, before the rest and the status.
+    for kind in ("ConfigMap", "Service", "Role", "RoleBinding"):
+        for obj in kube.of_kind(kind):
+            del kube.objects[(kind, "ml", obj["metadata"]["name"])]
+    del job(kube)["status"]
+    settle(reconciler(kube))
+    for kind in ("ConfigMap", "Service", "Role", "RoleBinding"):
+        assert len(kube.of_kind(kind)) == 1, kind
+    assert len(kube.of_kind("Pod")) == 3
+
+
 def test_a_spec_edit_that_cannot_be_honoured_is_refused_without_damage(kube: FakeKube) -> None:
     r = reconciler(kube)
-    r.reconcile(KEY)
+    settle(r)
     run_all(kube)
-    r.reconcile(KEY)
+    settle(r)
     kube.writes.clear()
     merge(job(kube), {"metadata": {"generation": 2}, "spec": {"model": {"name": "cnn"}}})
-    r.reconcile(KEY)
+    settle(r)
     writes = {(verb, kind) for verb, kind, _ in kube.writes}
     assert writes <= {("patch", "TrainingJob/status"), ("create", "Event")}
     status = job(kube)["status"]
@@ -157,19 +183,19 @@ def test_a_spec_edit_that_cannot_be_honoured_is_refused_without_damage(kube: Fak
     assert frozen["spec"]["model"]["name"] == "mlp"
     # Reverting the edit clears the condition.
     merge(job(kube), {"metadata": {"generation": 3}, "spec": {"model": {"name": "mlp"}}})
-    r.reconcile(KEY)
+    settle(r)
     assert not [c for c in job(kube)["status"]["conditions"] if c["type"] == "SpecChangeRefused"]
 
 
 def test_workers_edited_while_suspended_apply_on_resume(kube: FakeKube) -> None:
     r = reconciler(kube)
-    r.reconcile(KEY)
+    settle(r)
     merge(job(kube), {"spec": {"runPolicy": {"suspend": True}}})
-    r.reconcile(KEY)
+    settle(r)
     assert kube.of_kind("Pod") == []
     assert job(kube)["status"]["phase"] == "Suspended"
     merge(job(kube), {"spec": {"runPolicy": {"suspend": False}, "distributed": {"workers": 3}}})
-    r.reconcile(KEY)
+    settle(r)
     assert sorted(p["metadata"]["name"] for p in kube.of_kind("Pod")) == [
         "t-head", "t-worker-0", "t-worker-1", "t-worker-2"
     ]  # fmt: skip
@@ -181,7 +207,7 @@ def test_workers_edited_while_suspended_apply_on_resume(kube: FakeKube) -> None:
 def test_a_pod_the_api_server_refuses_fails_the_job_as_invalid(kube: FakeKube) -> None:
     kube.refuse_pods = 'Pod "t-head" is invalid: spec.containers[0].image: Required value'
     r = reconciler(kube)
-    out = r.reconcile(KEY)
+    out = settle(r)
     assert out.action is Action.FAIL
     status = job(kube)["status"]
     assert status["phase"] == "Failed" and "spec.containers[0].image" in status["message"]
@@ -189,7 +215,7 @@ def test_a_pod_the_api_server_refuses_fails_the_job_as_invalid(kube: FakeKube) -
 
 def test_an_invalid_spec_fails_the_job(kube: FakeKube) -> None:
     merge(job(kube), {"spec": {"dataset": {"source": "csv"}}})
-    reconciler(kube).reconcile(KEY)
+    settle(reconciler(kube))
     status = job(kube)["status"]
     assert status["phase"] == "Failed"
     assert status["conditions"][-1]["reason"] == "InvalidSpec"
@@ -201,23 +227,23 @@ def test_ttl_deletes_the_job_and_reports_it_gone(kube: FakeKube) -> None:
     clock = Clock()
     r = reconciler(kube, clock)
     merge(job(kube), {"spec": {"runPolicy": {"ttlSecondsAfterFinished": 10}}})
-    r.reconcile(KEY)
+    settle(r)
     set_pod(kube, "t-head", phase="Succeeded")
     clock.t = 100
-    assert r.reconcile(KEY).requeue_after == 10
+    assert settle(r).requeue_after == 10
     clock.t = 110
-    assert r.reconcile(KEY).gone
+    assert settle(r).gone
     assert ("TrainingJob", "ml", "t") not in kube.objects
 
 
 def test_a_deleted_job_is_gone(kube: FakeKube) -> None:
     del kube.objects[("TrainingJob", "ml", "t")]
-    assert reconciler(kube).reconcile(KEY).gone
+    assert settle(reconciler(kube)).gone
 
 
 def test_pods_of_someone_else_are_ignored(kube: FakeKube) -> None:
     r = reconciler(kube)
-    r.reconcile(KEY)
+    settle(r)
     stranger = {
         "kind": "Pod",
         "metadata": {
@@ -228,5 +254,5 @@ def test_pods_of_someone_else_are_ignored(kube: FakeKube) -> None:
     }  # fmt: skip
     kube.put(stranger)
     kube.writes.clear()
-    r.reconcile(KEY)
+    settle(r)
     assert ("delete", "Pod", "t-worker-9") not in kube.writes

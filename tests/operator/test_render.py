@@ -18,6 +18,7 @@ from kubetrain_operator.render.objects import driver_role, driver_role_binding
 from tests.operator.helpers import UID, api_job
 
 SETTINGS = PodSettings()
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 OWNER = {
     "apiVersion": "kubetrain.io/v1alpha1",
@@ -77,9 +78,16 @@ def test_gpu_worker_pod_golden() -> None:
                     "image": "registry.example/trainer:1.2",
                     "imagePullPolicy": "IfNotPresent",
                     "command": [
-                        "python", "-m", "kubetrain_operator.driver", "worker",
-                        "--head-address", "t-head.ml.svc:6379",
-                        "--num-cpus", "4", "--num-gpus", "1",
+                        "python",
+                        "-m",
+                        "kubetrain_operator.driver",
+                        "worker",
+                        "--head-address",
+                        "t-head.ml.svc:6379",
+                        "--num-cpus",
+                        "4",
+                        "--num-gpus",
+                        "1",
                     ],
                     "env": [
                         *BASE_ENV,
@@ -130,9 +138,18 @@ def test_head_pod_golden() -> None:
                     "image": "kubetrain/trainer:0.1.0-cpu",
                     "imagePullPolicy": "IfNotPresent",
                     "command": [
-                        "python", "-m", "kubetrain_operator.driver", "head",
-                        "--job-file", "/etc/kubetrain/trainingjob.json",
-                        "--gcs-port", "6379", "--dashboard-port", "8265", "--metrics-port", "8080",
+                        "python",
+                        "-m",
+                        "kubetrain_operator.driver",
+                        "head",
+                        "--job-file",
+                        "/etc/kubetrain/trainingjob.json",
+                        "--gcs-port",
+                        "6379",
+                        "--dashboard-port",
+                        "8265",
+                        "--metrics-port",
+                        "8080",
                     ],
                     "env": [*BASE_ENV, {"name": "KUBETRAIN_ATTEMPT", "value": "0"}],
                     "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -143,7 +160,8 @@ def test_head_pod_golden() -> None:
                         {"name": "metrics", "containerPort": 8080},
                     ],
                     "volumeMounts": [
-                        {"name": "config", "mountPath": "/etc/kubetrain", "readOnly": True}
+                        {"name": "config", "mountPath": "/etc/kubetrain", "readOnly": True},
+                        {"name": "api-token", "mountPath": SA, "readOnly": True},
                     ],
                     "readinessProbe": {
                         "exec": {"command": ["test", "-e", "/tmp/kubetrain/training"]},
@@ -152,8 +170,35 @@ def test_head_pod_golden() -> None:
                     },
                 }
             ],
-            "volumes": [{"name": "config", "configMap": {"name": "t-config"}}],
+            "volumes": [
+                {"name": "config", "configMap": {"name": "t-config"}},
+                {
+                    "name": "api-token",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                            {
+                                "configMap": {
+                                    "name": "kube-root-ca.crt",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                            {
+                                "downwardAPI": {
+                                    "items": [
+                                        {
+                                            "path": "namespace",
+                                            "fieldRef": {"fieldPath": "metadata.namespace"},
+                                        }
+                                    ]
+                                }
+                            },
+                        ]
+                    },
+                },
+            ],
             "serviceAccountName": "t-driver",
+            "automountServiceAccountToken": False,
         },
     }
 
@@ -214,7 +259,9 @@ def test_driver_role_is_scoped_to_this_job_only() -> None:
     ]
     binding = driver_role_binding(api_job())
     assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "t-driver"
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "t-driver",
     }
     subject = {"kind": "ServiceAccount", "name": "t-driver", "namespace": "ml"}
     assert binding["subjects"] == [subject]
@@ -227,6 +274,7 @@ def test_users_service_account_runs_both_roles_and_gets_the_binding() -> None:
     assert driver_role_binding(job)["subjects"][0]["name"] == "trainer"
     head, worker = pods(job, attempt=0, settings=SETTINGS)[:2]
     assert head["spec"]["serviceAccountName"] == "trainer"
+    assert head["spec"]["automountServiceAccountToken"] is False  # a projected token instead
     assert worker["spec"]["serviceAccountName"] == "trainer"
     assert "automountServiceAccountToken" not in worker["spec"]
 

@@ -36,6 +36,7 @@ from kubetrain_operator.render.names import (
 Obj = dict[str, Any]
 
 _DRIVER_MODULE = "kubetrain_operator.driver"
+SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 # --------------------------------------------------------------------------- metadata
@@ -168,11 +169,7 @@ def driver_role_binding(job: TrainingJob) -> Obj:
 
 
 def support_objects(job: TrainingJob, settings: PodSettings) -> list[Obj]:
-    """Everything but the pods, in creation order.
-
-    The ServiceAccount comes first: Kubernetes before 1.24 refuses a pod whose account has no
-    token Secret yet, and the token controller needs a moment to add it.
-    """
+    """Everything but the pods. The ServiceAccount comes first: pod admission checks it."""
     objects: list[Obj] = []
     account = driver_service_account(job)
     if account is not None:
@@ -241,17 +238,46 @@ def _container(job: TrainingJob, name: str, command: list[str], env: list[Obj]) 
     }
 
 
+def _api_token_volume() -> Obj:
+    """A bound, expiring ServiceAccount token, as Kubernetes 1.21+ mounts by default.
+
+    Before 1.24 the default mount needs a token Secret that the token controller creates after
+    the ServiceAccount, and pod admission waits for it: with a projected token, a new job's head
+    pod is admitted at once. The kubelet refreshes the token; the driver rereads it every time.
+    """
+    return {
+        "name": "api-token",
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                {"configMap": {"name": "kube-root-ca.crt",
+                               "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [
+                    {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}
+                ]}},
+            ]
+        },
+    }  # fmt: skip
+
+
 def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     ports = settings.ports
     container = _container(
         job,
         "head",
         [
-            settings.python, "-m", _DRIVER_MODULE, "head",
-            "--job-file", f"{CONFIG_DIR}/{CONFIG_KEY}",
-            "--gcs-port", str(ports.gcs),
-            "--dashboard-port", str(ports.dashboard),
-            "--metrics-port", str(ports.metrics),
+            settings.python,
+            "-m",
+            _DRIVER_MODULE,
+            "head",
+            "--job-file",
+            f"{CONFIG_DIR}/{CONFIG_KEY}",
+            "--gcs-port",
+            str(ports.gcs),
+            "--dashboard-port",
+            str(ports.dashboard),
+            "--metrics-port",
+            str(ports.metrics),
         ],
         _env(job, {"KUBETRAIN_ATTEMPT": str(attempt)}),
     )
@@ -262,16 +288,24 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
         {"name": "dashboard", "containerPort": ports.dashboard},
         {"name": "metrics", "containerPort": ports.metrics},
     ]
-    container["volumeMounts"] = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    container["volumeMounts"] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "api-token", "mountPath": SA_TOKEN_DIR, "readOnly": True},
+    ]
     # Ready means "the driver is training": the Running condition follows it.
     container["readinessProbe"] = {
         "exec": {"command": ["test", "-e", TRAINING_MARKER]},
         "periodSeconds": settings.readiness_period_seconds,
         "failureThreshold": 1,
     }
-    volumes: list[Obj] = [{"name": "config", "configMap": {"name": config_map_name(job.name)}}]
+    volumes: list[Obj] = [
+        {"name": "config", "configMap": {"name": config_map_name(job.name)}},
+        _api_token_volume(),
+    ]
     spec = _pod_spec(job, settings, container, volumes)
     spec["serviceAccountName"] = driver_service_account_name(job)
+    # The token comes from the projected volume above, not from a token Secret.
+    spec["automountServiceAccountToken"] = False
     meta = _metadata(
         job, head_pod_name(job.name), {LABEL_ROLE: Role.HEAD.value, LABEL_ATTEMPT: str(attempt)}
     )
@@ -286,10 +320,16 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
         job,
         "worker",
         [
-            settings.python, "-m", _DRIVER_MODULE, "worker",
-            "--head-address", head_address(job, settings),
-            "--num-cpus", str(ray_cpus),
-            "--num-gpus", str(res.gpu),
+            settings.python,
+            "-m",
+            _DRIVER_MODULE,
+            "worker",
+            "--head-address",
+            head_address(job, settings),
+            "--num-cpus",
+            str(ray_cpus),
+            "--num-gpus",
+            str(res.gpu),
         ],
         _env(job, {"KUBETRAIN_RANK": str(rank), "KUBETRAIN_ATTEMPT": str(attempt)}),
     )

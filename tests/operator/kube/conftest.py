@@ -94,9 +94,7 @@ def cluster() -> Iterator[Cluster]:
     if not SCRIPT.exists():
         pytest.skip("e2e/cluster.sh does not exist yet: no control plane to test against")
     env = {**os.environ, **CLUSTER_ENV}
-    was_up = (
-        subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True).returncode == 0
-    )
+    was_up = subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True).returncode == 0
     up = subprocess.run(
         [str(SCRIPT), "up", "--control-plane-only"],
         env=env, capture_output=True, text=True, timeout=1800,
@@ -128,7 +126,7 @@ def crd(cluster: Cluster, kube: Kube) -> None:
         found = kube._call(
             "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{GROUP}"
         )
-        conds = (found or {}).get("status", {}).get("conditions", [])
+        conds = ((found or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
     wait_for("the TrainingJob CRD to be established", established)
@@ -275,9 +273,7 @@ class Jobs:
         return None
 
     def patch_spec(self, name: str, spec: Obj) -> None:
-        self.kube._call(
-            "PATCH", self.path(name), body={"spec": spec}, content_type=MERGE_PATCH
-        )
+        self.kube._call("PATCH", self.path(name), body={"spec": spec}, content_type=MERGE_PATCH)
 
     def wait_phase(self, name: str, phase: str, timeout: float = 20.0) -> Obj:
         status: Obj = wait_for(
@@ -362,9 +358,7 @@ class Kubelet:
         for name in pods:
             self.run(name, ready=head_ready and name.endswith("-head"))
 
-    def exit(
-        self, pod: str, code: int, *, reason: str = "Error", message: str = ""
-    ) -> None:
+    def exit(self, pod: str, code: int, *, reason: str = "Error", message: str = "") -> None:
         now = rfc3339_now()
         terminated = {
             "exitCode": code, "reason": reason, "message": message,

@@ -61,8 +61,11 @@ def test_phases_follow_pod_status_and_events_are_written(jobs: Jobs, kubelet: Ku
     wait_for("workers deleted", lambda: set(jobs.pods("ok")) == {"ok-head"})
     reasons = wait_for(
         "the lifecycle's events",
-        lambda: {"ObjectsCreated", "AllPodsRunning", "TrainingStarted", "TrainingCompleted"}
-        <= set(r := jobs.event_reasons("ok")) and r,
+        lambda: (
+            {"ObjectsCreated", "AllPodsRunning", "TrainingStarted", "TrainingCompleted"}
+            <= set(r := jobs.event_reasons("ok"))
+            and r
+        ),
     )
     assert reasons.count("TrainingCompleted") == 1
 

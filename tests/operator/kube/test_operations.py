@@ -36,7 +36,10 @@ pytestmark = pytest.mark.kube
     ],
 )
 def test_invalid_jobs_are_refused_at_apply_naming_the_field(
-    cluster: Cluster, ns: str, patch: dict, field: str  # type: ignore[type-arg]
+    cluster: Cluster,
+    ns: str,
+    patch: dict,
+    field: str,  # type: ignore[type-arg]
 ) -> None:
     data = job_dict(**patch)
     data["metadata"] = {"name": "invalid", "namespace": ns}
