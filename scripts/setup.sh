@@ -22,8 +22,8 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   "$VENV/bin/pip" install -q "torch==2.13.0"
 fi
 
-log "installing kubetrain with its extras (nlp, operator, dev)"
-"$VENV/bin/pip" install -q -e ".[nlp,operator,dev]"
+log "installing kubetrain with its extras (nlp, operator, deepspeed, dev)"
+"$VENV/bin/pip" install -q -e ".[nlp,operator,deepspeed,dev]"
 
 if ! command -v prometheus >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
