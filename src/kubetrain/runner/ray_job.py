@@ -228,7 +228,7 @@ def run_job(
         raise JobFailed(_explain(outcome["error"]))
     result = outcome["result"]
     last = seen[-1].metrics if seen else dict(result.metrics or {})
-    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
+    checkpoint = storage.uri(result.checkpoint.path) if result.checkpoint is not None else None
     run = RunResult(
         name=job.name,
         status="succeeded",

@@ -15,6 +15,10 @@ class Storage:
     filesystem: Any  # pyarrow.fs.FileSystem, or None for the local filesystem
     display: str  # what to show users
 
+    def uri(self, path: str) -> str:
+        """What a user can paste: `s3://bucket/key` for a path inside the bucket store."""
+        return f"s3://{path}" if self.filesystem is not None else path
+
     def run_dir(self, name: str) -> str:
         return f"{self.display.rstrip('/')}/{name}"
 
