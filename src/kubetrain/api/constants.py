@@ -8,3 +8,10 @@ PLURAL = "trainingjobs"
 SINGULAR = "trainingjob"
 SHORT_NAMES = ("tj",)
 CRD_NAME = f"{PLURAL}.{GROUP}"
+
+# spec.distributed.deepspeed.configMapRef: the key the ConfigMap holds the raw DeepSpeed config
+# under, and the directory the operator mounts it at in the head pod, where the driver reads it.
+# Not under /etc/kubetrain: that is a read-only ConfigMap volume already, and a mount nested in it
+# needs a mount point the kubelet cannot always create.
+DEEPSPEED_CONFIG_KEY = "ds_config.json"
+DEEPSPEED_CONFIG_DIR = "/etc/kubetrain-deepspeed"

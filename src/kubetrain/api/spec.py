@@ -285,7 +285,11 @@ class DeepSpeedSpec(SpecModel):
         None, description="Raw DeepSpeed config; overrides the generated one field by field."
     )
     config_map_ref: str | None = Field(
-        None, description="ConfigMap (key `ds_config.json`) holding a raw DeepSpeed config."
+        None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",  # a ConfigMap name (DNS subdomain)
+        description="ConfigMap in the job's namespace whose key `ds_config.json` holds a raw "
+        "DeepSpeed config (JSON); like `config`, it overrides the generated one.",
     )
 
 
