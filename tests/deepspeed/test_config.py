@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from kubetrain.api import InvalidTrainingJob
 from kubetrain.runner.preflight import PreflightError, check, resolve_deepspeed_config
 from kubetrain.trainer.deepspeed import (
     Conflict,
@@ -283,9 +284,19 @@ def test_config_map_is_read_from_its_mount_and_inlined(tmp_path: Path) -> None:
 def test_config_map_not_mounted_or_malformed_is_refused(tmp_path: Path) -> None:
     spec = make_job(distributed={"backend": "deepspeed", "deepspeed": {"configMapRef": "ds"}}).spec
     field = "spec.distributed.deepspeed.configMapRef: "
-    with pytest.raises(PreflightError, match=f"^{field}.*not mounted"):
+    with pytest.raises(PreflightError, match=f"^{field}no .*create ConfigMap 'ds'.*ds_config.json"):
         resolve_deepspeed_config(spec, tmp_path / "missing.json")
     bad = tmp_path / "ds_config.json"
     bad.write_text("[1, 2]")
     with pytest.raises(PreflightError, match=f"^{field}.*JSON object"):
         resolve_deepspeed_config(spec, bad)
+
+
+def test_ddp_jobs_do_not_read_a_deepspeed_config_map(tmp_path: Path) -> None:
+    spec = make_job(distributed={"deepspeed": {"configMapRef": "ds"}}).spec
+    assert resolve_deepspeed_config(spec, tmp_path / "missing.json") == spec
+
+
+def test_config_map_ref_must_be_a_config_map_name() -> None:
+    with pytest.raises(InvalidTrainingJob, match=r"spec\.distributed\.deepspeed\.configMapRef: "):
+        make_job(distributed={"backend": "deepspeed", "deepspeed": {"configMapRef": "DS_cfg"}})

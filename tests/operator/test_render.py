@@ -203,6 +203,39 @@ def test_head_pod_golden() -> None:
     }
 
 
+def test_head_pod_mounts_the_deepspeed_config_map_where_the_driver_reads_it() -> None:
+    job = api_job(distributed={"backend": "deepspeed", "deepspeed": {"configMapRef": "ds-zero3"}})
+    head = head_pod(job, attempt=0, settings=SETTINGS)
+    (container,) = head["spec"]["containers"]
+    assert container["volumeMounts"] == [
+        {"name": "config", "mountPath": "/etc/kubetrain", "readOnly": True},
+        {"name": "api-token", "mountPath": SA, "readOnly": True},
+        {"name": "deepspeed-config", "mountPath": "/etc/kubetrain-deepspeed", "readOnly": True},
+    ]
+    assert head["spec"]["volumes"][0] == {"name": "config", "configMap": {"name": "t-config"}}
+    assert head["spec"]["volumes"][2:] == [
+        {
+            "name": "deepspeed-config",
+            "configMap": {
+                "name": "ds-zero3",
+                "items": [{"key": "ds_config.json", "path": "ds_config.json"}],
+                # A missing ConfigMap reaches the driver, which names configMapRef.
+                "optional": True,
+            },
+        }
+    ]
+    # The workers get the config inside the spec from the driver: they mount nothing more.
+    worker = worker_pod(job, 0, attempt=0, settings=SETTINGS)
+    assert worker["spec"]["volumes"] == []
+    assert "volumeMounts" not in worker["spec"]["containers"][0]
+
+
+def test_ddp_jobs_mount_no_deepspeed_config_map() -> None:
+    job = api_job(distributed={"deepspeed": {"configMapRef": "ds-zero3"}})
+    head = head_pod(job, attempt=0, settings=SETTINGS)
+    assert [v["name"] for v in head["spec"]["volumes"]] == ["config", "api-token"]
+
+
 def test_head_service_is_headless_and_publishes_not_ready_addresses() -> None:
     assert head_service(api_job(), SETTINGS) == {
         "apiVersion": "v1",

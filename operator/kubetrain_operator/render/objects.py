@@ -10,7 +10,8 @@ import json
 import math
 from typing import Any
 
-from kubetrain.api import GROUP, PLURAL, TrainingJob
+from kubetrain.api import GROUP, PLURAL, Backend, TrainingJob
+from kubetrain.api.constants import DEEPSPEED_CONFIG_DIR, DEEPSPEED_CONFIG_KEY
 from kubetrain_operator.config import PodSettings
 from kubetrain_operator.render.names import (
     ANNOTATION_GENERATION,
@@ -260,6 +261,27 @@ def _api_token_volume() -> Obj:
     }  # fmt: skip
 
 
+def _deepspeed_config_volume(job: TrainingJob) -> Obj | None:
+    """The user's ConfigMap holding a raw DeepSpeed config, for the driver to read.
+
+    Only the head needs it: the driver checks it and hands it to the workers inside the spec.
+    Optional, so that a missing ConfigMap or key reaches the driver, which fails the job naming
+    spec.distributed.deepspeed.configMapRef, instead of leaving the pod stuck creating.
+    """
+    distributed = job.spec.distributed
+    ref = distributed.deepspeed.config_map_ref
+    if ref is None or distributed.backend is not Backend.DEEPSPEED:
+        return None
+    return {
+        "name": "deepspeed-config",
+        "configMap": {
+            "name": ref,
+            "items": [{"key": DEEPSPEED_CONFIG_KEY, "path": DEEPSPEED_CONFIG_KEY}],
+            "optional": True,
+        },
+    }
+
+
 def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     ports = settings.ports
     container = _container(
@@ -302,6 +324,12 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
         {"name": "config", "configMap": {"name": config_map_name(job.name)}},
         _api_token_volume(),
     ]
+    deepspeed = _deepspeed_config_volume(job)
+    if deepspeed is not None:
+        container["volumeMounts"].append(
+            {"name": deepspeed["name"], "mountPath": DEEPSPEED_CONFIG_DIR, "readOnly": True}
+        )
+        volumes.append(deepspeed)
     spec = _pod_spec(job, settings, container, volumes)
     spec["serviceAccountName"] = driver_service_account_name(job)
     # The token comes from the projected volume above, not from a token Secret.

@@ -6,14 +6,15 @@ import importlib.util
 import json
 from pathlib import Path
 
+from kubetrain.api.constants import DEEPSPEED_CONFIG_DIR, DEEPSPEED_CONFIG_KEY
 from kubetrain.api.spec import Backend, DatasetSource, ModelName, Precision, TrainingJobSpec
 from kubetrain.trainer.data import check_dataset_path
 from kubetrain.trainer.deepspeed import Conflict, DeepSpeedConfigError
 from kubetrain.trainer.deepspeed import check as check_deepspeed
 
-# Where the operator mounts spec.distributed.deepspeed.configMapRef (key ds_config.json) in the
-# driver's pod; the driver inlines it into the spec the workers get.
-DEEPSPEED_CONFIG_MOUNT = Path("/etc/kubetrain/deepspeed/ds_config.json")
+# Where the operator mounts spec.distributed.deepspeed.configMapRef in the driver's pod; the
+# driver inlines it into the spec the workers get.
+DEEPSPEED_CONFIG_MOUNT = Path(DEEPSPEED_CONFIG_DIR) / DEEPSPEED_CONFIG_KEY
 
 
 class PreflightError(ValueError):
@@ -56,15 +57,16 @@ def resolve_deepspeed_config(
 ) -> TrainingJobSpec:
     """The spec with a ConfigMap-held raw DeepSpeed config read into `deepspeed.config`."""
     ds = spec.distributed.deepspeed
-    if ds.config_map_ref is None:
-        return spec
+    if ds.config_map_ref is None or spec.distributed.backend is not Backend.DEEPSPEED:
+        return spec  # backend ddp ignores the deepspeed section, ConfigMap included
     field = "spec.distributed.deepspeed.configMapRef"
     if ds.config is not None:
         raise PreflightError(f"{field}: give the raw config inline or by ConfigMap, not both")
     if not mount.is_file():
         raise PreflightError(
-            f"{field}: ConfigMap {ds.config_map_ref!r} is not mounted at {mount} (the operator "
-            "mounts it in a cluster); for a local run put the config in "
+            f"{field}: no {mount}: in a cluster, create ConfigMap {ds.config_map_ref!r} in the "
+            f"job's namespace with the config under key {DEEPSPEED_CONFIG_KEY!r} (the operator "
+            "mounts it there); for a local run put the config in "
             "spec.distributed.deepspeed.config"
         )
     try:
