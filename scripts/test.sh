@@ -11,6 +11,8 @@ echo "==> mypy (strict)"; "$V/mypy"
 echo "==> import layers"; "$V/lint-imports" --no-cache >/dev/null
 echo "==> crd in sync";   "$V/kubetrain" crd | diff -u crds/trainingjob.yaml - >/dev/null \
   || { echo "crds/trainingjob.yaml is stale: run 'kubetrain crd -o crds/trainingjob.yaml'"; exit 1; }
+echo "==> spec reference in sync"; "$V/kubetrain" reference | diff -u docs/spec-reference.md - >/dev/null \
+  || { echo "docs/spec-reference.md is stale: run 'kubetrain reference -o docs/spec-reference.md'"; exit 1; }
 echo "==> pytest"
 # pytest exits 5 when it collected no tests: that is a failure here too (set -e).
 "$V/pytest" -p no:cacheprovider "$@"

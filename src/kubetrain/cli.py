@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kubetrain.api import InvalidTrainingJob, load_job, render_crd_yaml
+from kubetrain.api.reference import render_reference
 
 EXIT_INVALID = 2
 EXIT_FAILED = 1
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 
     crd = sub.add_parser("crd", help="print the TrainingJob CRD generated from the spec models")
     crd.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
+
+    ref = sub.add_parser("reference", help="print the spec field reference (Markdown)")
+    ref.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
     return p
 
 
@@ -103,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             job = load_job(args.file)
             print(f"{args.file}: TrainingJob {job.name!r} is valid")
             return 0
-        text = render_crd_yaml()
+        text = render_crd_yaml() if args.command == "crd" else render_reference()
         if args.output:
             args.output.write_text(text)
         else:
