@@ -102,7 +102,11 @@ def test_zero3_gathers_a_whole_model_for_the_checkpoint() -> None:
 
 
 def test_raw_overrides_field_by_field_and_each_change_is_a_conflict() -> None:
-    generated = {"a": 1, "zero_optimization": {"stage": 2, "overlap_comm": False}, "b": {"x": 1}}
+    generated: dict[str, Any] = {
+        "a": 1,
+        "zero_optimization": {"stage": 2, "overlap_comm": False},
+        "b": {"x": 1},
+    }
     raw = {"zero_optimization": {"stage": 3, "contiguous_gradients": True}, "c": 5, "a": 1}
     merged, conflicts = merge(generated, raw)
     assert merged == {
@@ -300,3 +304,29 @@ def test_ddp_jobs_do_not_read_a_deepspeed_config_map(tmp_path: Path) -> None:
 def test_config_map_ref_must_be_a_config_map_name() -> None:
     with pytest.raises(InvalidTrainingJob, match=r"spec\.distributed\.deepspeed\.configMapRef: "):
         make_job(distributed={"backend": "deepspeed", "deepspeed": {"configMapRef": "DS_cfg"}})
+
+
+def _ds(raw: dict[str, Any]) -> dict[str, Any]:
+    return {"distributed": {"backend": "deepspeed", "deepspeed": {"config": raw}}}
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        (_ds({}) | {"training": {"precision": "fp16"}}, "spec.training.precision"),
+        (_ds({"zero_optimization": {"stage": 5}}),
+         "spec.distributed.deepspeed.config.zero_optimization.stage"),
+        (_ds({"optimizer": "adam"}), "spec.distributed.deepspeed.config.optimizer"),
+    ],
+)  # fmt: skip
+def test_run_job_refuses_bad_input_before_ray_starts(
+    monkeypatch: pytest.MonkeyPatch, patch: dict[str, Any], field: str
+) -> None:
+    from kubetrain.runner import ray_job
+
+    def no_ray(*_: object, **__: object) -> None:
+        raise AssertionError("Ray (and so a worker) was started for a job that cannot run")
+
+    monkeypatch.setattr(ray_job, "start_ray", no_ray)
+    with pytest.raises(PreflightError, match=f"^{field}: "):
+        ray_job.run_job(make_job(**patch), sink=None)  # type: ignore[arg-type]
