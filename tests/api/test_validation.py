@@ -43,6 +43,11 @@ def test_folder_source_needs_path() -> None:
     assert "dataset.path is required" in msg
 
 
+def test_checkpoint_claim_needs_a_local_storage_path() -> None:
+    (msg,) = problems(checkpoint={"storagePath": "s3://bucket/runs", "claimName": "ckpt"})
+    assert "checkpoint.claimName" in msg and "s3://bucket/runs" in msg
+
+
 def test_every_problem_is_listed_at_once() -> None:
     found = problems(distributed={"workers": 0}, training={"epochs": 0})
     assert {m.split(":")[0] for m in found} == {"spec.distributed.workers", "spec.training.epochs"}

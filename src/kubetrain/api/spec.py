@@ -323,6 +323,27 @@ class CheckpointSpec(SpecModel):
     every_epochs: int = Field(1, ge=1, description="Write a checkpoint every N epochs.")
     keep: int = Field(2, ge=1, description="Checkpoints kept; older ones are deleted.")
     s3_endpoint: str | None = Field(None, description="Endpoint of an S3-compatible store.")
+    claim_name: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description=(
+            "PersistentVolumeClaim the operator mounts at a local storagePath in the head and"
+            " every worker pod (ReadWriteMany when pods span nodes), so that a replaced pod"
+            " resumes from the checkpoints of the others. Without it a local storagePath is an"
+            " emptyDir per pod: a job runs, but cannot resume after losing a pod (use a claim or"
+            " s3://). A relative storagePath is under /kubetrain in pods."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _claim_needs_local_path(self) -> CheckpointSpec:
+        if self.claim_name and self.storage_path.startswith("s3://"):
+            raise ValueError(
+                "checkpoint.claimName mounts a volume at a local storagePath, but storagePath is"
+                f" {self.storage_path!r}: drop claimName, or use a local path"
+            )
+        return self
 
 
 class MetricsSpec(SpecModel):
