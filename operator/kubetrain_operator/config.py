@@ -34,6 +34,8 @@ class PodSettings:
     termination_grace_seconds: int = 30
     # Python interpreter in the trainer image, used to start the driver and worker bootstrap.
     python: str = "python"
+    # User and group (and fsGroup) the pods run as: the trainer image's own non-root user.
+    run_as_user: int = 1000
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ def wait_for_workers(
 def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from kubetrain.runner import JobFailed, LocalCluster, PreflightError, run_job, start_ray
 
-    job = _load(args.job_file)
+    job = with_storage_path(_load(args.job_file), args.storage_path)
     start = [
         "ray", "start", "--head", f"--port={args.gcs_port}",
         # No CPUs or GPUs on the head: every Ray Train worker lands on a worker pod.
@@ -216,6 +216,15 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         writer.patch({"checkpoint": result.checkpoint})
     log.info("training completed: %s", json.dumps(result.metrics))
     return 0
+
+
+def with_storage_path(job: TrainingJob, path: str | None) -> TrainingJob:
+    """The job with its checkpoints where the pod has them mounted (see render.objects)."""
+    if path is None:
+        return job
+    checkpoint = job.spec.checkpoint.model_copy(update={"storage_path": path})
+    spec = job.spec.model_copy(update={"checkpoint": checkpoint})
+    return job.model_copy(update={"spec": spec})
 
 
 def _load(path: str) -> TrainingJob:
@@ -277,6 +286,9 @@ def _parser() -> argparse.ArgumentParser:
     head.add_argument("--gcs-port", type=int, default=6379)
     head.add_argument("--dashboard-port", type=int, default=8265)
     head.add_argument("--metrics-port", type=int, default=8080)
+    head.add_argument(
+        "--storage-path", help="the local checkpoint dir as mounted in this pod (overrides spec)"
+    )
     worker = sub.add_parser("worker", help="join the head as a Ray Train worker node")
     worker.add_argument("--head-address", required=True, help="HOST:PORT of the head's GCS")
     worker.add_argument("--num-cpus", type=int, default=1)

@@ -9,8 +9,10 @@ from kubetrain_operator.driver import (
     progress_status,
     wait_for_port,
     wait_for_workers,
+    with_storage_path,
     worker_command,
 )
+from tests.operator.helpers import api_job
 
 EPOCH = {
     "epoch": 3,
@@ -124,3 +126,14 @@ def test_driver_imports_neither_kopf_nor_a_kubernetes_client() -> None:
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_storage_path_flag_moves_only_the_checkpoint_dir() -> None:
+    job = api_job(checkpoint={"storagePath": "./runs", "everyEpochs": 2, "claimName": "ckpt"})
+    moved = with_storage_path(job, "/kubetrain/runs")
+    assert moved.spec.checkpoint.storage_path == "/kubetrain/runs"
+    assert moved.spec.checkpoint.every_epochs == 2
+    assert moved.spec.model_dump(exclude={"checkpoint"}) == job.spec.model_dump(
+        exclude={"checkpoint"}
+    )
+    assert with_storage_path(job, None) is job

@@ -35,6 +35,29 @@ BASE_ENV: list[dict[str, Any]] = [
         "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
     },
     {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"},
+    {"name": "HOME", "value": "/tmp"},
+]
+# Non-root with a read-only root filesystem: what pods write goes to the volumes below.
+POD_SECURITY = {
+    "runAsUser": 1000,
+    "runAsGroup": 1000,
+    "fsGroup": 1000,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+# The default storagePath ./runs, per pod (no claim).
+WRITABLE_VOLUMES = [
+    {"name": "tmp", "emptyDir": {}},
+    {"name": "checkpoints", "emptyDir": {}},
+]
+WRITABLE_MOUNTS = [
+    {"name": "tmp", "mountPath": "/tmp"},
+    {"name": "checkpoints", "mountPath": "/kubetrain/runs"},
 ]
 
 
@@ -72,6 +95,7 @@ def test_gpu_worker_pod_golden() -> None:
             "restartPolicy": "Never",
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": 30,
+            "securityContext": POD_SECURITY,
             "containers": [
                 {
                     "name": "worker",
@@ -96,12 +120,16 @@ def test_gpu_worker_pod_golden() -> None:
                         {"name": "NCCL_DEBUG", "value": "INFO"},
                     ],
                     "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "securityContext": CONTAINER_SECURITY,
                     "resources": {"requests": resources, "limits": resources},
-                    "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+                    "volumeMounts": [
+                        {"name": "dshm", "mountPath": "/dev/shm"},
+                        *WRITABLE_MOUNTS,
+                    ],
                     "ports": [{"name": "metrics", "containerPort": 9400}],
                 }
             ],
-            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}],
+            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}, *WRITABLE_VOLUMES],
             "nodeSelector": {"pool": "gpu"},
             "tolerations": [GPU_TOLERATION],
             "priorityClassName": "high",
@@ -132,6 +160,7 @@ def test_head_pod_golden() -> None:
             "restartPolicy": "Never",
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": 30,
+            "securityContext": POD_SECURITY,
             "containers": [
                 {
                     "name": "head",
@@ -150,9 +179,12 @@ def test_head_pod_golden() -> None:
                         "8265",
                         "--metrics-port",
                         "8080",
+                        "--storage-path",
+                        "/kubetrain/runs",
                     ],
                     "env": [*BASE_ENV, {"name": "KUBETRAIN_ATTEMPT", "value": "0"}],
                     "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "securityContext": CONTAINER_SECURITY,
                     "resources": {"requests": head_resources, "limits": head_resources},
                     "ports": [
                         {"name": "gcs", "containerPort": 6379},
@@ -162,6 +194,7 @@ def test_head_pod_golden() -> None:
                     "volumeMounts": [
                         {"name": "config", "mountPath": "/etc/kubetrain", "readOnly": True},
                         {"name": "api-token", "mountPath": SA, "readOnly": True},
+                        *WRITABLE_MOUNTS,
                     ],
                     "readinessProbe": {
                         "exec": {"command": ["test", "-e", "/tmp/kubetrain/training"]},
@@ -196,6 +229,7 @@ def test_head_pod_golden() -> None:
                         ]
                     },
                 },
+                *WRITABLE_VOLUMES,
             ],
             "serviceAccountName": "t-driver",
             "automountServiceAccountToken": False,
@@ -211,6 +245,7 @@ def test_head_pod_mounts_the_deepspeed_config_map_where_the_driver_reads_it() ->
         {"name": "config", "mountPath": "/etc/kubetrain", "readOnly": True},
         {"name": "api-token", "mountPath": SA, "readOnly": True},
         {"name": "deepspeed-config", "mountPath": "/etc/kubetrain-deepspeed", "readOnly": True},
+        *WRITABLE_MOUNTS,
     ]
     assert head["spec"]["volumes"][0] == {"name": "config", "configMap": {"name": "t-config"}}
     assert head["spec"]["volumes"][2:] == [
@@ -222,18 +257,24 @@ def test_head_pod_mounts_the_deepspeed_config_map_where_the_driver_reads_it() ->
                 # A missing ConfigMap reaches the driver, which names configMapRef.
                 "optional": True,
             },
-        }
+        },
+        *WRITABLE_VOLUMES,
     ]
     # The workers get the config inside the spec from the driver: they mount nothing more.
     worker = worker_pod(job, 0, attempt=0, settings=SETTINGS)
-    assert worker["spec"]["volumes"] == []
-    assert "volumeMounts" not in worker["spec"]["containers"][0]
+    assert worker["spec"]["volumes"] == WRITABLE_VOLUMES
+    assert worker["spec"]["containers"][0]["volumeMounts"] == WRITABLE_MOUNTS
 
 
 def test_ddp_jobs_mount_no_deepspeed_config_map() -> None:
     job = api_job(distributed={"deepspeed": {"configMapRef": "ds-zero3"}})
     head = head_pod(job, attempt=0, settings=SETTINGS)
-    assert [v["name"] for v in head["spec"]["volumes"]] == ["config", "api-token"]
+    assert [v["name"] for v in head["spec"]["volumes"]] == [
+        "config",
+        "api-token",
+        "tmp",
+        "checkpoints",
+    ]
 
 
 def test_head_service_is_headless_and_publishes_not_ready_addresses() -> None:
@@ -342,8 +383,8 @@ def test_cpu_pods_get_no_shm_and_fractional_cpus_round_up_for_ray() -> None:
     job = api_job(distributed={"workers": 1, "resourcesPerWorker": {"cpu": "500m"}})
     worker = worker_pod(job, 0, attempt=0, settings=SETTINGS)
     container = worker["spec"]["containers"][0]
-    assert worker["spec"]["volumes"] == []
-    assert "volumeMounts" not in container
+    assert worker["spec"]["volumes"] == WRITABLE_VOLUMES  # no /dev/shm of its own
+    assert container["volumeMounts"] == WRITABLE_MOUNTS
     assert container["command"][-4:] == ["--num-cpus", "1", "--num-gpus", "0"]
     assert container["resources"]["limits"] == {"cpu": "500m", "memory": "2Gi"}
 
@@ -357,3 +398,30 @@ def test_rendering_without_a_uid_is_refused() -> None:
         assert "uid" in str(exc)
     else:
         raise AssertionError("a pod without an owner would never be garbage-collected")
+
+
+def test_checkpoint_claim_is_mounted_at_the_storage_path_in_every_pod() -> None:
+    job = api_job(checkpoint={"storagePath": "/mnt/ckpt", "claimName": "shared-ckpt"})
+    claim = {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "shared-ckpt"}}
+    mount = {"name": "checkpoints", "mountPath": "/mnt/ckpt"}
+    for pod in pods(job, attempt=0, settings=SETTINGS):
+        assert claim in pod["spec"]["volumes"]
+        assert mount in pod["spec"]["containers"][0]["volumeMounts"]
+    head = head_pod(job, attempt=0, settings=SETTINGS)
+    assert head["spec"]["containers"][0]["command"][-2:] == ["--storage-path", "/mnt/ckpt"]
+
+
+def test_relative_storage_path_lives_under_kubetrain_in_pods() -> None:
+    job = api_job(checkpoint={"storagePath": "out/../runs/exp1"})
+    head = head_pod(job, attempt=0, settings=SETTINGS)
+    assert head["spec"]["containers"][0]["command"][-2:] == [
+        "--storage-path",
+        "/kubetrain/runs/exp1",
+    ]
+
+
+def test_object_storage_needs_no_checkpoint_volume() -> None:
+    job = api_job(checkpoint={"storagePath": "s3://bucket/runs"})
+    for pod in pods(job, attempt=0, settings=SETTINGS):
+        assert [v["name"] for v in pod["spec"]["volumes"]][-1] == "tmp"
+        assert "--storage-path" not in pod["spec"]["containers"][0]["command"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 from typing import Any
 
 from kubetrain.api import GROUP, PLURAL, Backend, TrainingJob
@@ -38,6 +39,12 @@ Obj = dict[str, Any]
 
 _DRIVER_MODULE = "kubetrain_operator.driver"
 SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Pods run with a read-only root filesystem. What they write goes to volumes: /tmp (HOME, Ray's
+# session dir, the readiness marker) is an emptyDir, and a local checkpoint dir is the job's
+# claim or another emptyDir.
+TMP_DIR = "/tmp"
+# A relative checkpoint.storagePath lives under this directory in pods.
+STORAGE_ROOT = "/kubetrain"
 
 
 # --------------------------------------------------------------------------- metadata
@@ -195,6 +202,8 @@ def _env(job: TrainingJob, extra: dict[str, str]) -> list[Obj]:
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         },
         {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"},
+        # Any image's home may be read-only here; /tmp is not.
+        {"name": "HOME", "value": TMP_DIR},
     ]
     env += [{"name": k, "value": v} for k, v in extra.items()]
     # The user's variables come last so they can override ours (Kubernetes keeps the last one).
@@ -203,15 +212,25 @@ def _env(job: TrainingJob, extra: dict[str, str]) -> list[Obj]:
 
 
 def _pod_spec(job: TrainingJob, settings: PodSettings, container: Obj, volumes: list[Obj]) -> Obj:
+    """The pod around `container`, with the volumes it brings and those every pod writes to."""
     pod = job.spec.pod
+    writable = _writable_volumes(job)
+    container["volumeMounts"] = [*container.get("volumeMounts", []), *(m for _, m in writable)]
     spec: Obj = {
         # The operator decides about every failure (exit code, OOM, backoffLimit), not the kubelet.
         "restartPolicy": "Never",
         # A namespace with many Services would otherwise give every pod thousands of variables.
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+        # A fixed non-root user; fsGroup makes the checkpoint claim writable by it.
+        "securityContext": {
+            "runAsUser": settings.run_as_user,
+            "runAsGroup": settings.run_as_user,
+            "fsGroup": settings.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [container],
-        "volumes": volumes,
+        "volumes": [*volumes, *(v for v, _ in writable)],
     }
     if pod.node_selector:
         spec["nodeSelector"] = dict(pod.node_selector)
@@ -236,7 +255,38 @@ def _container(job: TrainingJob, name: str, command: list[str], env: list[Obj]) 
         # Puts the last log lines into status.containerStatuses[].state.terminated.message when
         # the container fails without a message of its own: the operator quotes them.
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
+
+
+def storage_mount_path(job: TrainingJob) -> str | None:
+    """Where a local checkpoint.storagePath is in pods; None for object storage (s3://)."""
+    path = job.spec.checkpoint.storage_path
+    if path.startswith("s3://"):
+        return None
+    return posixpath.normpath(posixpath.join(STORAGE_ROOT, path))
+
+
+def _writable_volumes(job: TrainingJob) -> list[tuple[Obj, Obj]]:
+    """(volume, mount) pairs every pod gets: /tmp, and the checkpoint dir if it is local.
+
+    The head and every worker mount the same checkpoint dir: Ray Train's workers write
+    checkpoints there and the head keeps track of them. Only a claim shares it between pods.
+    """
+    pairs = [({"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": TMP_DIR})]
+    mount = storage_mount_path(job)
+    if mount is not None:
+        claim = job.spec.checkpoint.claim_name
+        source: Obj = {"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}}
+        pairs.append(
+            ({"name": "checkpoints", **source}, {"name": "checkpoints", "mountPath": mount})
+        )
+    return pairs
 
 
 def _api_token_volume() -> Obj:
@@ -282,6 +332,12 @@ def _deepspeed_config_volume(job: TrainingJob) -> Obj | None:
     }
 
 
+def _storage_flag(job: TrainingJob) -> list[str]:
+    """The driver's checkpoint dir in the pod, when it is not what the spec says verbatim."""
+    mount = storage_mount_path(job)
+    return [] if mount is None else ["--storage-path", mount]
+
+
 def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     ports = settings.ports
     container = _container(
@@ -300,6 +356,7 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
             str(ports.dashboard),
             "--metrics-port",
             str(ports.metrics),
+            *_storage_flag(job),
         ],
         _env(job, {"KUBETRAIN_ATTEMPT": str(attempt)}),
     )
