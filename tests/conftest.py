@@ -10,6 +10,9 @@ import pytest
 
 from kubetrain.api import TrainingJob, parse_job
 
+# The `cluster` and `kube` fixtures of the tests against a real API server (operator, chart).
+pytest_plugins = ["tests.kube_cluster"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

@@ -1,9 +1,9 @@
 """A real control plane (etcd, kube-apiserver, kube-controller-manager) and a real operator.
 
-The cluster comes from `e2e/cluster.sh up --control-plane-only`, in its own directory and on its
-own ports so that it never disturbs a full cluster another session runs. There are no nodes: the
-tests play the kubelet by patching pod status. Pods get a scheduler name nobody serves, so on a
-full cluster too no scheduler or kubelet touches them.
+The cluster and its fixtures (`cluster`, `kube`) are shared with the chart's tests: see
+tests/kube_cluster.py. There are no nodes: the tests play the kubelet by patching pod status.
+Pods get a scheduler name nobody serves, so on a full cluster too no scheduler or kubelet
+touches them.
 
 The operator runs as a subprocess (`python -m kubetrain_operator`), as in a pod.
 """
@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,44 +26,14 @@ from typing import Any
 import pytest
 
 from kubetrain.api import GROUP, PLURAL, VERSION
-from kubetrain_operator.kube import MERGE_PATCH, ApiError, Kube, api_client
+from kubetrain_operator.kube import MERGE_PATCH, ApiError, Kube
 from tests.conftest import ROOT, job_dict
+from tests.kube_cluster import Cluster, free_port, make_namespace, wait_for
 
-SCRIPT = ROOT / "e2e" / "cluster.sh"
 CRD = ROOT / "crds" / "trainingjob.yaml"
 NO_SCHEDULER = "kubetrain-test-no-scheduler"  # no scheduler serves it: pods stay unbound
 
-# Our own cluster, beside the default one (see e2e/README.md: other dir and ports).
-CLUSTER_ENV = {
-    "KUBETRAIN_CLUSTER_DIR": os.environ.get(
-        "KUBETRAIN_OPERATOR_TEST_CLUSTER_DIR", "/tmp/kubetrain-operator-cp"
-    ),
-    "KUBETRAIN_API_PORT": os.environ.get("KUBETRAIN_OPERATOR_TEST_API_PORT", "16443"),
-    "KUBETRAIN_ETCD_PORT": os.environ.get("KUBETRAIN_OPERATOR_TEST_ETCD_PORT", "12379"),
-    "KUBETRAIN_ETCD_PEER_PORT": os.environ.get("KUBETRAIN_OPERATOR_TEST_ETCD_PEER_PORT", "12380"),
-}
-
 Obj = dict[str, Any]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.1) -> Any:
-    """Polls `check` until it returns something truthy, and returns that; fails with `what`
-    after `timeout` seconds. API errors count as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ApiError):
-            last = check()
-            if last:
-                return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rfc3339_now() -> str:
@@ -75,46 +41,6 @@ def rfc3339_now() -> str:
 
 
 # --------------------------------------------------------------------------- the cluster
-
-
-@dataclass(frozen=True)
-class Cluster:
-    kubeconfig: str
-    kubectl: str
-
-    def run_kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self.kubectl, "--kubeconfig", self.kubeconfig, *args],
-            input=stdin, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    if not SCRIPT.exists():
-        pytest.skip("e2e/cluster.sh does not exist yet: no control plane to test against")
-    env = {**os.environ, **CLUSTER_ENV}
-    was_up = subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True).returncode == 0
-    up = subprocess.run(
-        [str(SCRIPT), "up", "--control-plane-only"],
-        env=env, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
-    if up.returncode != 0:
-        pytest.fail(f"e2e/cluster.sh up --control-plane-only failed:\n{up.stderr[-3000:]}")
-    kubeconfig = up.stdout.strip().splitlines()[-1]
-    kubectl = str(Path(CLUSTER_ENV["KUBETRAIN_CLUSTER_DIR"]) / "bin" / "kubectl")
-    if not Path(kubectl).exists():
-        kubectl = shutil.which("kubectl") or str(
-            Path.home() / ".cache/kubetrain/k8s-v1.20.2/bin/kubectl"
-        )
-    yield Cluster(kubeconfig, kubectl)
-    if not was_up and os.environ.get("KUBETRAIN_KEEP_CLUSTER") != "1":
-        subprocess.run([str(SCRIPT), "down"], env=env, capture_output=True, timeout=300)
-
-
-@pytest.fixture(scope="session")
-def kube(cluster: Cluster) -> Kube:
-    return Kube(api_client(kubeconfig=cluster.kubeconfig, pool_size=8))
 
 
 @pytest.fixture(scope="session")
@@ -209,17 +135,6 @@ def operator(
 
 
 # --------------------------------------------------------------------------- namespaces & jobs
-
-
-def make_namespace(kube: Kube, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    kube._call("POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
-    # Pods need the namespace's default ServiceAccount (the admission plugin checks it).
-    wait_for(
-        f"ServiceAccount {name}/default",
-        lambda: kube._call("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default"),
-    )
-    return name
 
 
 @pytest.fixture

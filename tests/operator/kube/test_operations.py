@@ -14,6 +14,7 @@ from kubetrain.api import GROUP, PLURAL, VERSION
 from kubetrain_operator.driver import StatusWriter
 from kubetrain_operator.kube import Kube
 from tests.conftest import job_dict
+from tests.kube_cluster import service_account_token
 from tests.operator.kube.conftest import (
     Cluster,
     Jobs,
@@ -119,19 +120,6 @@ def test_a_restarted_operator_duplicates_nothing(
         kube._call("DELETE", f"/api/v1/namespaces/{ns}")
 
 
-def _token(kube: Kube, ns: str, account: str) -> str:
-    import base64
-
-    sa = wait_for(
-        f"a token for {account}",
-        lambda: (a := kube._call("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/{account}"))
-        and a.get("secrets") and a,
-    )  # fmt: skip
-    secret = kube._call("GET", f"/api/v1/namespaces/{ns}/secrets/{sa['secrets'][0]['name']}")
-    assert secret is not None
-    return base64.b64decode(secret["data"]["token"]).decode()
-
-
 def test_the_driver_may_patch_its_own_status_and_nothing_else(
     cluster: Cluster, kube: Kube, jobs: Jobs, ns: str
 ) -> None:
@@ -139,7 +127,7 @@ def test_the_driver_may_patch_its_own_status_and_nothing_else(
     jobs.apply("other", distributed={"workers": 1})
     jobs.wait_pods("mine", 2)
     jobs.wait_phase("other", "Starting")
-    token = _token(kube, ns, "mine-driver")
+    token = service_account_token(kube, ns, "mine-driver")
     cfg = kube.api.configuration
     context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
     with tempfile.NamedTemporaryFile("w", suffix=".token") as f:
