@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def exact_namespaces_only(namespaces: Sequence[str]) -> bool:
+    """True when every --namespace is a plain name, none a kopf pattern (`team-*`, `!x`, `a,b`)."""
+    return bool(namespaces) and not any(set(ns) & set("!*?,") for ns in namespaces)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -93,7 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # kopf pauses every replica that sees another of the same priority; random ones elect one.
     priority = args.priority if args.priority is not None else random.randint(1, 2**31)
+    settings = kopf.OperatorSettings()
+    # Plain namespace names need no cluster-wide reads, so a namespaced install (Roles only)
+    # has none: kopf then neither lists namespaces nor watches CRDs. With scanning on and no
+    # right to do either, kopf retries the 403s for about a minute before it starts working.
+    settings.scanning.disabled = exact_namespaces_only(args.namespace)
     kopf.run(
+        settings=settings,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         standalone=args.standalone,
