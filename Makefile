@@ -17,3 +17,4 @@ test: setup
 
 crd: setup
 	.venv/bin/kubetrain crd -o crds/trainingjob.yaml
+	.venv/bin/python scripts/sync-chart.py  # the chart's copy of the CRDs and the RBAC rules
