@@ -17,6 +17,7 @@ from torch import nn
 from kubetrain.api.spec import Backend, TrainingJobSpec
 from kubetrain.trainer import checkpoint as ckpt
 from kubetrain.trainer.aggregation import Aggregator
+from kubetrain.trainer.deepspeed import checkpoint as ds_ckpt
 from kubetrain.trainer.optim import build_optimizer, build_scheduler
 
 
@@ -112,6 +113,13 @@ class TorchEngine:
         return True
 
     def load(self, directory: Path) -> ckpt.Progress:
+        if (directory / ds_ckpt.STATE_DIR).is_dir():
+            # Ray Train resumes the latest checkpoint of a job of the same name and storage path.
+            raise FileNotFoundError(
+                f"{directory} holds DeepSpeed state: a job of the same name wrote it with backend "
+                "deepspeed. Resume it with backend deepspeed, or start afresh under another "
+                "metadata.name or spec.checkpoint.storagePath"
+            )
         return ckpt.load(directory, self.model, self.optimizer, self.scheduler)
 
 

@@ -40,9 +40,11 @@ def save(engine: Any, directory: Path, progress: ckpt.Progress, rank: int) -> No
 def load(engine: Any, directory: Path) -> ckpt.Progress:
     """Collective. Restores weights, every rank's optimizer partition and the LR schedule."""
     if not state_dir(directory).is_dir():
+        # Ray Train resumes the latest checkpoint of a job of the same name and storage path.
         raise FileNotFoundError(
-            f"{directory} holds no DeepSpeed state (was it written by backend ddp?); "
-            "resume with the backend that wrote it"
+            f"{directory} holds no DeepSpeed state: a job of the same name wrote it with backend "
+            "ddp. Resume it with backend ddp, or start afresh under another metadata.name or "
+            "spec.checkpoint.storagePath"
         )
     path, _ = engine.load_checkpoint(
         str(directory / STATE_DIR),
