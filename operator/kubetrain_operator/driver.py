@@ -176,6 +176,8 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from kubetrain.runner import JobFailed, LocalCluster, PreflightError, run_job, start_ray
 
     job = with_storage_path(_load(args.job_file), args.storage_path)
+    if args.unshared_storage:
+        return _terminate(EXIT_INVALID, unshared_storage_message(job))
     start = [
         "ray", "start", "--head", f"--port={args.gcs_port}",
         # No CPUs or GPUs on the head: every Ray Train worker lands on a worker pod.
@@ -206,7 +208,12 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     writer = StatusWriter.in_cluster(env, namespace=job.namespace, name=job.name)
     try:
         result = run_job(
-            job, StatusSink(writer.patch), cluster=cluster, metrics_port_per_rank=False
+            job,
+            StatusSink(writer.patch),
+            cluster=cluster,
+            metrics_port_per_rank=False,
+            # One training worker per worker pod: the pod's resources and metrics port are its.
+            worker_resources={WORKER_RESOURCE: 1.0},
         )
     except PreflightError as exc:
         return _terminate(EXIT_INVALID, f"invalid job: {exc}")
@@ -225,6 +232,16 @@ def with_storage_path(job: TrainingJob, path: str | None) -> TrainingJob:
     checkpoint = job.spec.checkpoint.model_copy(update={"storage_path": path})
     spec = job.spec.model_copy(update={"checkpoint": checkpoint})
     return job.model_copy(update={"spec": spec})
+
+
+def unshared_storage_message(job: TrainingJob) -> str:
+    path = job.spec.checkpoint.storage_path
+    return (
+        f"invalid job: checkpoint.storagePath {path!r} is a local directory, and the pods of a"
+        " job share none (Ray Train writes checkpoints in the worker pods and tracks them in the"
+        " head pod): set checkpoint.claimName to a PersistentVolumeClaim every pod can mount"
+        " (ReadWriteMany when they span nodes), or checkpoint.storagePath to s3://bucket/prefix"
+    )
 
 
 def _load(path: str) -> TrainingJob:
@@ -289,6 +306,10 @@ def _parser() -> argparse.ArgumentParser:
     head.add_argument(
         "--storage-path", help="the local checkpoint dir as mounted in this pod (overrides spec)"
     )
+    head.add_argument(
+        "--unshared-storage", action="store_true",
+        help="the spec's local checkpoint dir is shared with no other pod: refuse to run",
+    )  # fmt: skip
     worker = sub.add_parser("worker", help="join the head as a Ray Train worker node")
     worker.add_argument("--head-address", required=True, help="HOST:PORT of the head's GCS")
     worker.add_argument("--num-cpus", type=int, default=1)

@@ -7,6 +7,7 @@ from typing import Any
 from kubetrain_operator.driver import (
     StatusSink,
     progress_status,
+    unshared_storage_message,
     wait_for_port,
     wait_for_workers,
     with_storage_path,
@@ -137,3 +138,9 @@ def test_storage_path_flag_moves_only_the_checkpoint_dir() -> None:
         exclude={"checkpoint"}
     )
     assert with_storage_path(job, None) is job
+
+
+def test_unshared_storage_refusal_names_the_fields_that_fix_it() -> None:
+    message = unshared_storage_message(api_job(checkpoint={"storagePath": "./runs"}))
+    assert "checkpoint.storagePath './runs'" in message
+    assert "checkpoint.claimName" in message and "s3://" in message

@@ -50,15 +50,9 @@ CONTAINER_SECURITY = {
     "runAsNonRoot": True,
     "capabilities": {"drop": ["ALL"]},
 }
-# The default storagePath ./runs, per pod (no claim).
-WRITABLE_VOLUMES = [
-    {"name": "tmp", "emptyDir": {}},
-    {"name": "checkpoints", "emptyDir": {}},
-]
-WRITABLE_MOUNTS = [
-    {"name": "tmp", "mountPath": "/tmp"},
-    {"name": "checkpoints", "mountPath": "/kubetrain/runs"},
-]
+# Without a checkpoint claim only /tmp is writable.
+WRITABLE_VOLUMES = [{"name": "tmp", "emptyDir": {}}]
+WRITABLE_MOUNTS = [{"name": "tmp", "mountPath": "/tmp"}]
 
 
 def test_gpu_worker_pod_golden() -> None:
@@ -179,8 +173,8 @@ def test_head_pod_golden() -> None:
                         "8265",
                         "--metrics-port",
                         "8080",
-                        "--storage-path",
-                        "/kubetrain/runs",
+                        # ./runs and no claim: nowhere the workers see (the driver says so).
+                        "--unshared-storage",
                     ],
                     "env": [*BASE_ENV, {"name": "KUBETRAIN_ATTEMPT", "value": "0"}],
                     "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -269,12 +263,7 @@ def test_head_pod_mounts_the_deepspeed_config_map_where_the_driver_reads_it() ->
 def test_ddp_jobs_mount_no_deepspeed_config_map() -> None:
     job = api_job(distributed={"deepspeed": {"configMapRef": "ds-zero3"}})
     head = head_pod(job, attempt=0, settings=SETTINGS)
-    assert [v["name"] for v in head["spec"]["volumes"]] == [
-        "config",
-        "api-token",
-        "tmp",
-        "checkpoints",
-    ]
+    assert [v["name"] for v in head["spec"]["volumes"]] == ["config", "api-token", "tmp"]
 
 
 def test_head_service_is_headless_and_publishes_not_ready_addresses() -> None:
@@ -412,7 +401,7 @@ def test_checkpoint_claim_is_mounted_at_the_storage_path_in_every_pod() -> None:
 
 
 def test_relative_storage_path_lives_under_kubetrain_in_pods() -> None:
-    job = api_job(checkpoint={"storagePath": "out/../runs/exp1"})
+    job = api_job(checkpoint={"storagePath": "out/../runs/exp1", "claimName": "c"})
     head = head_pod(job, attempt=0, settings=SETTINGS)
     assert head["spec"]["containers"][0]["command"][-2:] == [
         "--storage-path",
@@ -424,4 +413,5 @@ def test_object_storage_needs_no_checkpoint_volume() -> None:
     job = api_job(checkpoint={"storagePath": "s3://bucket/runs"})
     for pod in pods(job, attempt=0, settings=SETTINGS):
         assert [v["name"] for v in pod["spec"]["volumes"]][-1] == "tmp"
-        assert "--storage-path" not in pod["spec"]["containers"][0]["command"]
+        command = pod["spec"]["containers"][0]["command"]
+        assert "--storage-path" not in command and "--unshared-storage" not in command

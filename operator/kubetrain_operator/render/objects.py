@@ -41,7 +41,7 @@ _DRIVER_MODULE = "kubetrain_operator.driver"
 SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Pods run with a read-only root filesystem. What they write goes to volumes: /tmp (HOME, Ray's
 # session dir, the readiness marker) is an emptyDir, and a local checkpoint dir is the job's
-# claim or another emptyDir.
+# claim (checkpoint.claimName).
 TMP_DIR = "/tmp"
 # A relative checkpoint.storagePath lives under this directory in pods.
 STORAGE_ROOT = "/kubetrain"
@@ -265,27 +265,27 @@ def _container(job: TrainingJob, name: str, command: list[str], env: list[Obj]) 
 
 
 def storage_mount_path(job: TrainingJob) -> str | None:
-    """Where a local checkpoint.storagePath is in pods; None for object storage (s3://)."""
-    path = job.spec.checkpoint.storage_path
-    if path.startswith("s3://"):
+    """Where the checkpoint claim is mounted in pods: at checkpoint.storagePath (a relative one
+    under STORAGE_ROOT). None without a claim."""
+    if not job.spec.checkpoint.claim_name:
         return None
-    return posixpath.normpath(posixpath.join(STORAGE_ROOT, path))
+    return posixpath.normpath(posixpath.join(STORAGE_ROOT, job.spec.checkpoint.storage_path))
 
 
 def _writable_volumes(job: TrainingJob) -> list[tuple[Obj, Obj]]:
-    """(volume, mount) pairs every pod gets: /tmp, and the checkpoint dir if it is local.
+    """(volume, mount) pairs every pod gets: /tmp, and the checkpoint claim if there is one.
 
-    The head and every worker mount the same checkpoint dir: Ray Train's workers write
-    checkpoints there and the head keeps track of them. Only a claim shares it between pods.
+    The head and every worker mount the same claim: Ray Train's workers write checkpoints
+    there and the head keeps track of them, so a replaced pod resumes from them.
     """
     pairs = [({"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": TMP_DIR})]
     mount = storage_mount_path(job)
     if mount is not None:
-        claim = job.spec.checkpoint.claim_name
-        source: Obj = {"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}}
-        pairs.append(
-            ({"name": "checkpoints", **source}, {"name": "checkpoints", "mountPath": mount})
-        )
+        claim = {"claimName": job.spec.checkpoint.claim_name}
+        pairs.append((
+            {"name": "checkpoints", "persistentVolumeClaim": claim},
+            {"name": "checkpoints", "mountPath": mount},
+        ))  # fmt: skip
     return pairs
 
 
@@ -333,9 +333,18 @@ def _deepspeed_config_volume(job: TrainingJob) -> Obj | None:
 
 
 def _storage_flag(job: TrainingJob) -> list[str]:
-    """The driver's checkpoint dir in the pod, when it is not what the spec says verbatim."""
+    """Tells the driver where the checkpoints are in its pod, or that it has nowhere to put them.
+
+    A local storagePath without a claim is a directory no other pod sees, and Ray Train writes
+    checkpoints from the worker pods and tracks them from the head: the driver refuses to
+    start (naming checkpoint.claimName) rather than fail at the first checkpoint.
+    """
     mount = storage_mount_path(job)
-    return [] if mount is None else ["--storage-path", mount]
+    if mount is not None:
+        return ["--storage-path", mount]
+    if job.spec.checkpoint.storage_path.startswith("s3://"):
+        return []
+    return ["--unshared-storage"]
 
 
 def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:

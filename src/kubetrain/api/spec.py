@@ -329,10 +329,10 @@ class CheckpointSpec(SpecModel):
         max_length=253,
         description=(
             "PersistentVolumeClaim the operator mounts at a local storagePath in the head and"
-            " every worker pod (ReadWriteMany when pods span nodes), so that a replaced pod"
-            " resumes from the checkpoints of the others. Without it a local storagePath is an"
-            " emptyDir per pod: a job runs, but cannot resume after losing a pod (use a claim or"
-            " s3://). A relative storagePath is under /kubetrain in pods."
+            " every worker pod (ReadWriteMany when pods span nodes): Ray Train writes checkpoints"
+            " in the worker pods and tracks them in the head pod, so on a cluster a local"
+            " storagePath needs a claim (or use s3://). A relative storagePath is under"
+            " /kubetrain in pods. Local runs ignore it."
         ),
     )
 

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,12 @@ def build_trainer(
     progress_queue: Any,
     *,
     metrics_port_per_rank: bool,
+    worker_resources: Mapping[str, float] | None = None,
 ) -> TorchTrainer:
     spec = job.spec
     res = spec.distributed.resources_per_worker
     use_gpu = res.gpu > 0
-    per_worker: dict[str, float] = {"CPU": _cpu_count(res.cpu)}
+    per_worker: dict[str, float] = {"CPU": _cpu_count(res.cpu), **(worker_resources or {})}
     if use_gpu:
         per_worker["GPU"] = float(res.gpu)
     config = worker_config(
@@ -187,8 +189,13 @@ def run_job(
     *,
     cluster: LocalCluster | None = None,
     metrics_port_per_rank: bool = True,
+    worker_resources: Mapping[str, float] | None = None,
 ) -> RunResult:
-    """Train `job` to the end. Raises JobFailed (with the cause) if training fails."""
+    """Train `job` to the end. Raises JobFailed (with the cause) if training fails.
+
+    `worker_resources` are custom Ray resources each training worker asks for on top of its
+    CPUs and GPUs (the operator's pods offer one `kubetrain_worker` each: one worker per pod).
+    """
     from ray.util.queue import Queue
 
     spec = preflight.resolve_deepspeed_config(job.spec)
@@ -202,7 +209,11 @@ def run_job(
     storage = resolve(spec.checkpoint)
     progress_queue = Queue(actor_options={"num_cpus": 0})
     trainer = build_trainer(
-        job, storage, progress_queue, metrics_port_per_rank=metrics_port_per_rank
+        job,
+        storage,
+        progress_queue,
+        metrics_port_per_rank=metrics_port_per_rank,
+        worker_resources=worker_resources,
     )
 
     outcome: dict[str, Any] = {}
