@@ -10,7 +10,8 @@ ServiceAccount, which may patch this job's status and nothing else. It exits 0 o
 failure it writes the reason to /dev/termination-log (the operator quotes it) and exits 1 when
 retrying cannot help, 2 for a job that cannot run as written.
 
-`worker` waits until the head's GCS port answers, then becomes `ray start --block`.
+`worker` waits until the head's GCS port answers, then runs `ray start --block` (once more if it
+fails before the node has come up: Ray gives a node only 30 s to register).
 
 Needs no kopf and no Kubernetes client: the status patch is one HTTPS request.
 """
@@ -46,6 +47,10 @@ EXIT_SIGTERM = 128 + signal.SIGTERM  # stopped by Kubernetes (deletion, preempti
 
 WORKER_RESOURCE = "kubetrain_worker"  # one per worker pod (see README: Ray resources)
 TERMINATION_LOG = Path("/dev/termination-log")
+# Ray gives a starting node 30 s (hard-coded) to register with the GCS. On a node busy starting
+# other pods that is sometimes too short and `ray start` exits 1; starting again works.
+RAY_START_ATTEMPTS = 3
+RAY_STARTED = "Ray runtime started"
 TRAINING_MARKER = Path(names.TRAINING_MARKER)
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -185,7 +190,9 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         "--dashboard-host=0.0.0.0", f"--dashboard-port={args.dashboard_port}",
         f"--metrics-export-port={args.metrics_port}", "--disable-usage-stats",
     ]  # fmt: skip
-    subprocess.run(start, check=True)
+    code = start_ray_node(lambda: _ray_process(start), _ray_stop)
+    if code != 0:
+        return _terminate(EXIT_FAILED, f"ray start --head failed with exit code {code}; see above")
     cluster = LocalCluster(address="auto")
     start_ray(cluster)
 
@@ -249,6 +256,66 @@ def _load(path: str) -> TrainingJob:
     return parse_job(data, source=path)
 
 
+# --------------------------------------------------------------------------- Ray nodes
+
+
+def start_ray_node(
+    start: Callable[[], tuple[int, bool]],
+    cleanup: Callable[[], object],
+    *,
+    attempts: int = RAY_START_ATTEMPTS,
+) -> int:
+    """Runs `start` until the node has come up once; returns the exit code of the last run.
+
+    `start` returns (exit code, whether the node had started). A run that fails before the node
+    started is retried after `cleanup`; one that fails after it is not: that node ran and died.
+    """
+    code = 1
+    for attempt in range(1, attempts + 1):
+        code, started = start()
+        if code == 0 or started or attempt == attempts:
+            break
+        log.warning(
+            "ray start failed before the node came up (exit code %d); starting again (%d of %d)",
+            code, attempt + 1, attempts,
+        )  # fmt: skip
+        cleanup()
+    return code
+
+
+_child: subprocess.Popen[str] | None = None  # the Ray process running now, for SIGTERM
+
+
+def _ray_process(command: list[str]) -> tuple[int, bool]:
+    """Runs a `ray start` command, passing its output on; (exit code, whether it started)."""
+    global _child
+    started = False
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        _child = proc
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            started = started or RAY_STARTED in line
+        code = proc.wait()
+    _child = None
+    return code, started
+
+
+def _ray_stop() -> None:
+    subprocess.run(["ray", "stop", "--force"], check=False, capture_output=True)
+
+
+def _stop_child() -> None:
+    """Passes SIGTERM on to Ray, so that it leaves the cluster cleanly."""
+    child = _child
+    if child is not None and child.poll() is None:
+        child.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=10)
+
+
 # --------------------------------------------------------------------------- worker
 
 
@@ -288,8 +355,8 @@ def run_worker(args: argparse.Namespace) -> int:
         return _terminate(EXIT_FAILED, f"the Ray head {args.head_address} did not answer in "
                           f"{args.wait:.0f} s")  # fmt: skip
     command = worker_command(args.head_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
-    os.execvp(command[0], command)  # never returns: the pod's exit code is Ray's
-    return EXIT_FAILED  # unreachable
+    # `ray start --block` returns when the node stops: the pod's exit code is Ray's.
+    return start_ray_node(lambda: _ray_process(command), _ray_stop)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -323,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def stop(signum: int, frame: object) -> None:
+        _stop_child()
         raise SystemExit(_terminate(EXIT_SIGTERM, "stopped by SIGTERM"))
 
     signal.signal(signal.SIGTERM, stop)

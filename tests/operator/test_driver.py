@@ -7,6 +7,7 @@ from typing import Any
 from kubetrain_operator.driver import (
     StatusSink,
     progress_status,
+    start_ray_node,
     unshared_storage_message,
     wait_for_port,
     wait_for_workers,
@@ -144,3 +145,25 @@ def test_unshared_storage_refusal_names_the_fields_that_fix_it() -> None:
     message = unshared_storage_message(api_job(checkpoint={"storagePath": "./runs"}))
     assert "checkpoint.storagePath './runs'" in message
     assert "checkpoint.claimName" in message and "s3://" in message
+
+
+def _runs(*results: tuple[int, bool]) -> tuple[list[tuple[int, bool]], list[str]]:
+    return list(results), []
+
+
+def test_ray_node_that_fails_before_starting_is_started_again() -> None:
+    results, calls = _runs((1, False), (0, True))
+    code = start_ray_node(lambda: results.pop(0), lambda: calls.append("stop"))
+    assert (code, calls, results) == (0, ["stop"], [])
+
+
+def test_ray_node_that_died_after_starting_is_not_restarted() -> None:
+    results, calls = _runs((1, True), (0, True))
+    assert start_ray_node(lambda: results.pop(0), lambda: calls.append("stop")) == 1
+    assert calls == [] and len(results) == 1
+
+
+def test_ray_node_start_gives_up_after_the_last_attempt() -> None:
+    results, calls = _runs((1, False), (1, False), (1, False), (0, True))
+    assert start_ray_node(lambda: results.pop(0), lambda: calls.append("stop"), attempts=3) == 1
+    assert calls == ["stop", "stop"] and results == [(0, True)]
