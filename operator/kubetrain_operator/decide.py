@@ -225,12 +225,16 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
         return _retry_or_fail(s, fault)
 
     # Workers: a permanent failure fails the job; others are replaced (Ray Train resumes them).
+    # A worker pod runs only a Ray node, so its exit code is Ray's (a node that could not start
+    # or lost its head), never the training's verdict: the head's driver gives that. Such a pod
+    # is replaced; the head's wait for workers and Ray Train's maxFailures bound the retries.
     failed_workers: list[PodView] = []
     for key, pod in current.items():
         if key.role is not Role.WORKER or key not in expected or not pod.finished:
             continue
         fault = pod.failure(retry_on_oom=run.retry_on_oom)
-        if fault is not None and not fault.retryable:
+        ray_exit = fault is not None and fault.reason == Reason.NON_ZERO_EXIT.value
+        if fault is not None and not fault.retryable and not ray_exit:
             return _fail(s, fault.reason, fault.message)
         failed_workers.append(pod)
     if failed_workers:

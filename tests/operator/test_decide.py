@@ -263,6 +263,15 @@ def test_a_dead_worker_is_replaced_and_the_job_resumes() -> None:
     assert sim.phase() is Phase.RUNNING and sim.status.restarts == 0
 
 
+def test_a_worker_whose_ray_node_exits_is_replaced_not_the_jobs_end() -> None:
+    sim = started()
+    # `ray start` gave up: the node could not register with the head in time.
+    crashed = worker(1, phase="Failed", containers=terminated(1, message="timed out"))
+    d = sim.step(20, *running()[:2], crashed)
+    assert d.action is Action.REPLACE_WORKERS and d.delete == ("t-worker-1",)
+    assert sim.phase() is Phase.RESTARTING
+
+
 def test_a_vanished_worker_is_recreated_and_counted() -> None:
     sim = started()
     d = sim.step(20, running()[0], running()[2])
