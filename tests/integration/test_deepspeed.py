@@ -58,10 +58,10 @@ def _crash_job(tmp_path: Path, name: str) -> Any:
 def test_zero2_worker_crash_resumes_every_partition_on_the_same_trajectory(
     ray_cluster: None, tmp_path: Path
 ) -> None:
-    crashy.MARKER.unlink(missing_ok=True)
+    marker = crashy.marker_for(tmp_path / "crashed")
     crashed = RecordingSink()
     result = run_job(_crash_job(tmp_path, "crashed"), crashed)
-    assert crashy.MARKER.exists(), "rank 1 should have died once, in epoch 2"
+    assert marker.exists(), "rank 1 should have died once, in epoch 2"
     assert len(crashed.failures) == 1 and crashed.failures[0].ranks == (1,)
     assert result.status == "succeeded"
     assert [r.epoch for r in crashed.epochs] == [1, 2, 3], "epoch 1 is not trained again"

@@ -124,15 +124,15 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 def test_worker_crash_resumes_from_last_checkpoint(
     ray_cluster: None, sink: RecordingSink, tmp_path: Path
 ) -> None:
-    crashy.MARKER.unlink(missing_ok=True)
+    storage = tmp_path / "runs"
     job = make_job(
         model={"name": "custom", "entrypoint": "tests.integration.crashy:build"},
         distributed={"workers": 2, "maxFailures": 1},
         training={"epochs": 3},
-        checkpoint={"storagePath": str(tmp_path)},
+        checkpoint={"storagePath": str(storage)},
     )
     result = run_job(job, sink)
-    assert crashy.MARKER.exists(), "the worker should have crashed once"
+    assert crashy.marker_for(storage).exists(), "the worker should have crashed once"
     assert result.status == "succeeded" and result.epochs_completed == 3
     assert len(sink.failures) == 1 and sink.failures[0].ranks == (1,)
     # Epoch 1 was checkpointed before the crash in epoch 2: it is not trained again.
