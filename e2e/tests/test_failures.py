@@ -1,0 +1,103 @@
+"""What goes wrong on real clusters: a worker pod lost, an image that does not exist, a job
+deleted while it trains."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from e2e.tests.conftest import (
+    Figures,
+    example_job,
+    wait_for_job,
+    wait_for_phase,
+)
+from e2e.tests.kube import Kubectl, Obj, wait_for
+
+
+def _seconds_since(timestamp: str) -> float:
+    created = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return time.time() - created.timestamp()
+
+
+def test_worker_pod_deleted_mid_training_resumes_from_checkpoint_and_succeeds(
+    kubectl: Kubectl, namespace: str, checkpoint_claim: str, figures: Figures
+) -> None:
+    name = "resume"
+    job = example_job(name, namespace, claim=checkpoint_claim)
+    job["spec"]["training"]["epochs"] = 30  # long enough to lose a worker in the middle
+    kubectl.apply(job)
+    at_loss = wait_for_job(
+        kubectl, name, namespace, "epoch 3 (with its checkpoint)",
+        lambda s: s.get("epoch", 0) >= 3, timeout=600, every=0.5,
+    )  # fmt: skip
+    kubectl.delete("pod", f"{name}-worker-1", namespace=namespace)
+    lost_at = time.monotonic()
+    # Every epoch the status reports from here on: a run that started over would report 1, 2...
+    epochs: list[int] = []
+
+    def succeeded(status: Obj) -> bool:
+        if isinstance(status.get("epoch"), int):
+            epochs.append(status["epoch"])
+        return status.get("phase") == "Succeeded"
+
+    status = wait_for_job(kubectl, name, namespace, "Succeeded after losing a worker",
+                          succeeded, timeout=900, every=0.5)  # fmt: skip
+    figures.record("resume.seconds_from_loss_to_succeeded", round(time.monotonic() - lost_at, 1))
+    figures.record("resume.epoch_at_loss", at_loss["epoch"])
+    figures.record("resume.epochs_seen_after_loss", sorted(set(epochs)))
+    figures.record("resume.val_accuracy", status["metrics"]["val_accuracy"])
+    assert status["workerRestarts"] >= 1, status
+    assert status["progress"] == "30/30"
+    # Resumed from the checkpoint of an epoch at or after the one seen before the loss.
+    assert min(epochs) >= at_loss["epoch"], epochs
+    events = kubectl.events_for("TrainingJob", name, namespace)
+    assert any(e["reason"] == "WorkerReplaced" for e in events), [e["reason"] for e in events]
+
+
+def test_image_that_does_not_exist_fails_the_job_within_a_minute(
+    kubectl: Kubectl, namespace: str, figures: Figures
+) -> None:
+    name = "no-image"
+    job = example_job(name, namespace)
+    job["spec"]["pod"] = {"image": "kubetrain.local/no-such-image:0.0.0"}
+    kubectl.apply(job)
+    status = wait_for_phase(kubectl, name, namespace, {"Failed"}, timeout=90)
+    created = kubectl.get("trainingjob", name, namespace=namespace)
+    assert created is not None
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    took = (
+        datetime.fromisoformat(failed["lastTransitionTime"].replace("Z", "+00:00"))
+        - datetime.fromisoformat(created["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    ).total_seconds()
+    figures.record("no_image.seconds_to_failed", took)
+    assert took <= 60, status
+    assert failed["reason"] == "ImagePullBackOff", failed
+    assert "kubetrain.local/no-such-image:0.0.0" in failed["message"]
+    events = kubectl.events_for("TrainingJob", name, namespace)
+    assert any(e["reason"] == "ImagePullBackOff" and e["type"] == "Warning" for e in events), [
+        (e["type"], e["reason"]) for e in events
+    ]
+
+
+def test_deleting_a_running_job_leaves_no_pods_and_no_services(
+    kubectl: Kubectl, namespace: str, checkpoint_claim: str, figures: Figures
+) -> None:
+    name = "doomed"
+    job = example_job(name, namespace, claim=checkpoint_claim)
+    job["spec"]["training"]["epochs"] = 500
+    kubectl.apply(job)
+    wait_for_phase(kubectl, name, namespace, {"Running"}, timeout=600)
+    selector = f"kubetrain.io/job-name={name}"
+    assert kubectl.items("pods", namespace=namespace, selector=selector)
+    t0 = time.monotonic()
+    kubectl.delete("trainingjob", name, namespace=namespace)
+
+    def leftovers() -> list[str]:
+        found = kubectl.items("pods,services,configmaps,serviceaccounts,roles,rolebindings",
+                              namespace=namespace, selector=selector)  # fmt: skip
+        return [f"{o['kind']}/{o['metadata']['name']}" for o in found]
+
+    wait_for("the job's objects to go", lambda: not leftovers() or None, timeout=120)
+    figures.record("delete.seconds_to_nothing_left", round(time.monotonic() - t0, 1))
+    assert kubectl.get("trainingjob", name, namespace=namespace) is None
