@@ -1,5 +1,5 @@
 # The README's two commands: `make run` (set up + train the main example locally) and `make test`.
-.PHONY: setup run test lint crd
+.PHONY: setup run test lint crd e2e
 
 STAMP := .venv/.kubetrain-installed
 
@@ -18,3 +18,8 @@ test: setup
 crd: setup
 	.venv/bin/kubetrain crd -o crds/trainingjob.yaml
 	.venv/bin/python scripts/sync-chart.py  # the chart's copy of the CRDs and the RBAC rules
+
+# End to end on a real cluster: e2e/cluster.sh up, images built and loaded, the chart installed,
+# e2e/tests run (e2e/run.sh; root; --kind for kind). Not part of `make test`.
+e2e: setup
+	bash e2e/run.sh
