@@ -260,6 +260,16 @@ def test_head_pod_mounts_the_deepspeed_config_map_where_the_driver_reads_it() ->
     assert worker["spec"]["containers"][0]["volumeMounts"] == WRITABLE_MOUNTS
 
 
+def test_an_inline_deepspeed_config_reaches_the_driver_verbatim() -> None:
+    raw = {
+        "zero_optimization": {"stage": 3, "reduce_bucket_size": 5e6},
+        "wall_clock_breakdown": True,
+    }
+    job = api_job(distributed={"backend": "deepspeed", "deepspeed": {"config": raw}})
+    resolved = json.loads(config_map(job)["data"]["trainingjob.json"])
+    assert resolved["spec"]["distributed"]["deepspeed"]["config"] == raw
+
+
 def test_ddp_jobs_mount_no_deepspeed_config_map() -> None:
     job = api_job(distributed={"deepspeed": {"configMapRef": "ds-zero3"}})
     head = head_pod(job, attempt=0, settings=SETTINGS)
