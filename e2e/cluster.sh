@@ -891,45 +891,54 @@ cmd_down() {
   # Anything else recorded (e.g. from a newer version of this script).
   for c in "$RUN"/*; do [[ -f "$c" ]] && stop_proc "$(basename "$c")" 5; done
 
-  # Network: iptables rules of kube-proxy/kubelet/CNI/guard, the bridge, veths.
-  # kube-proxy --cleanup removes every KUBE- rule, so only when none existed before up.
-  if [[ -x "$BIN_DIR/kube-proxy" && -f "$STATE/iptables-chains" ]] && command -v iptables >/dev/null &&
-    ! grep -q ' KUBE-' "$STATE/iptables-chains"; then
-    "$BIN_DIR/kube-proxy" --cleanup --proxy-mode iptables >>"$LOGS/kube-proxy-cleanup.log" 2>&1 || true
-  fi
-  [[ -f "$STATE/iptables-chains" ]] && command -v iptables >/dev/null && cleanup_iptables
-  unmount_under "$CLUSTER_DIR"
-  local dev
-  for dev in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
-    ip link del "$dev" 2>/dev/null || true
-  done
-  ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE"
-  restore_sysctls
-
-  # Kubelet's cgroups, pod log dirs, CNI result cache: only what we created.
-  if [[ -f "$STATE/var-log-pods" && -d /var/log/pods ]]; then
-    local d
-    while read -r d; do
-      grep -qxF "$d" "$STATE/var-log-pods" || rm -rf "$d"
-    done < <(find /var/log/pods -mindepth 1 -maxdepth 1)
-  fi
-  if [[ -d /var/log/containers ]]; then
-    find /var/log/containers -maxdepth 1 -xtype l -delete 2>/dev/null || true
-  fi
-  if [[ -f "$STATE/own-var-log-pods" ]]; then rmdir /var/log/pods 2>/dev/null || true; fi
-  if [[ -f "$STATE/own-var-log-containers" ]]; then rmdir /var/log/containers 2>/dev/null || true; fi
-  rm -f /var/lib/cni/results/kubetrain-* 2>/dev/null || true
-  if [[ -f "$STATE/own-var-lib-cni" ]]; then
-    rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
-  fi
-  if [[ -f "$STATE/own-run-containerd" ]]; then
-    rmdir /run/containerd/s /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd 2>/dev/null || true
-  fi
-  if [[ -f "$STATE/own-kubepods-cgroup" ]]; then
-    local h
-    for h in /sys/fs/cgroup/*/kubepods; do
-      if [[ -d "$h" ]]; then find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+  # Node-level state (iptables, the bridge, sysctls, pod logs, CNI results, cgroups) exists
+  # only for a full cluster. A control-plane-only one made none of it, and must not undo a full
+  # cluster's that runs beside it: its snapshot was taken while that one was up.
+  local mode=full
+  [[ -f "$CLUSTER_DIR/mode" ]] && mode=$(<"$CLUSTER_DIR/mode")
+  if [[ $mode == full ]]; then
+    # Network: iptables rules of kube-proxy/kubelet/CNI/guard, the bridge, veths.
+    # kube-proxy --cleanup removes every KUBE- rule, so only when none existed before up.
+    if [[ -x "$BIN_DIR/kube-proxy" && -f "$STATE/iptables-chains" ]] && command -v iptables >/dev/null &&
+      ! grep -q ' KUBE-' "$STATE/iptables-chains"; then
+      "$BIN_DIR/kube-proxy" --cleanup --proxy-mode iptables >>"$LOGS/kube-proxy-cleanup.log" 2>&1 || true
+    fi
+    [[ -f "$STATE/iptables-chains" ]] && command -v iptables >/dev/null && cleanup_iptables
+    unmount_under "$CLUSTER_DIR"
+    local dev
+    for dev in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+      ip link del "$dev" 2>/dev/null || true
     done
+    ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE"
+    restore_sysctls
+
+    # Kubelet's cgroups, pod log dirs, CNI result cache: only what we created.
+    if [[ -f "$STATE/var-log-pods" && -d /var/log/pods ]]; then
+      local d
+      while read -r d; do
+        grep -qxF "$d" "$STATE/var-log-pods" || rm -rf "$d"
+      done < <(find /var/log/pods -mindepth 1 -maxdepth 1)
+    fi
+    if [[ -d /var/log/containers ]]; then
+      find /var/log/containers -maxdepth 1 -xtype l -delete 2>/dev/null || true
+    fi
+    if [[ -f "$STATE/own-var-log-pods" ]]; then rmdir /var/log/pods 2>/dev/null || true; fi
+    if [[ -f "$STATE/own-var-log-containers" ]]; then rmdir /var/log/containers 2>/dev/null || true; fi
+    rm -f /var/lib/cni/results/kubetrain-* 2>/dev/null || true
+    if [[ -f "$STATE/own-var-lib-cni" ]]; then
+      rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
+    fi
+    if [[ -f "$STATE/own-run-containerd" ]]; then
+      rmdir /run/containerd/s /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd 2>/dev/null || true
+    fi
+    if [[ -f "$STATE/own-kubepods-cgroup" ]]; then
+      local h
+      for h in /sys/fs/cgroup/*/kubepods; do
+        if [[ -d "$h" ]]; then find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+      done
+    fi
+  else
+    unmount_under "$CLUSTER_DIR"
   fi
 
   if awk -v p="$CLUSTER_DIR" 'index($5, p "/") == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
