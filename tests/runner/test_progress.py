@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from kubetrain.runner.progress import EpochReport, EtaEstimator, format_duration, format_progress
+from kubetrain.runner.progress import (
+    EpochReport,
+    EtaEstimator,
+    blame,
+    format_duration,
+    format_progress,
+)
 
 
 def report(epoch: int, at: float, **extra: object) -> EpochReport:
@@ -37,3 +43,22 @@ def test_eta_after_resume_counts_only_this_runs_epochs() -> None:
 
 def test_duration_format() -> None:
     assert format_duration(3725.4) == "1:02:05" and format_duration(None) == "?"
+
+
+GLOO_FALLOUT = RuntimeError(
+    "[../third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:4711: "
+    "Connection reset by peer"
+)
+
+
+def test_a_crash_is_blamed_on_the_rank_that_died_not_on_its_peers() -> None:
+    died = RuntimeError("The actor died unexpectedly before finishing this task.\nexit code 1")
+    failure = blame({0: GLOO_FALLOUT, 1: died})
+    assert failure.ranks == (1,)
+    assert failure.error == "exit code 1"
+
+
+def test_when_every_rank_reports_fallout_every_rank_is_named() -> None:
+    failure = blame({0: GLOO_FALLOUT, 1: GLOO_FALLOUT})
+    assert failure.ranks == (0, 1)
+    assert "Connection reset by peer" in failure.error

@@ -125,6 +125,21 @@ class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]
         self.queue.put(EpochReport(dict(metrics[0]), path))
 
     def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
-        first = next(iter(worker_exceptions.values()))
-        message = str(first).strip().splitlines()[-1] if str(first).strip() else repr(first)
-        self.queue.put(WorkerFailure(tuple(sorted(worker_exceptions)), message[:300]))
+        self.queue.put(blame(worker_exceptions))
+
+
+# What a rank raises when a *peer* went away mid-collective: fallout, not a cause.
+_PEER_FALLOUT = ("gloo/transport", "Connection closed by peer", "ProcessGroupNCCL", "NCCL error")
+
+
+def blame(worker_exceptions: dict[int, Exception]) -> WorkerFailure:
+    """Names the ranks that failed first-hand. When rank 1 dies, rank 0's allreduce fails too
+    (which one Ray Train sees first is a race); the user should hear about rank 1."""
+
+    def fallout(exc: Exception) -> bool:
+        return any(mark in str(exc) for mark in _PEER_FALLOUT)
+
+    causes = {r: e for r, e in worker_exceptions.items() if not fallout(e)} or worker_exceptions
+    first = causes[min(causes)]
+    message = str(first).strip().splitlines()[-1] if str(first).strip() else repr(first)
+    return WorkerFailure(tuple(sorted(causes)), message[:300])

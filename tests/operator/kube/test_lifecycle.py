@@ -28,6 +28,9 @@ def test_apply_creates_the_owned_objects(jobs: Jobs) -> None:
         assert labels["kueue.x-k8s.io/queue-name"] == "team-a"
     assert pods["mnist-worker-1"]["metadata"]["labels"]["kubetrain.io/rank"] == "1"
     assert pods["mnist-head"]["metadata"]["labels"]["kubetrain.io/role"] == "head"
+    # Pods come first; the rest follows in the next pass, and Created says it is all there.
+    status = jobs.wait_phase("mnist", "Starting")
+    assert status["conditions"][0]["type"] == "Created"
     owned = {
         "configmaps": "mnist-config",
         "services": "mnist-head",
@@ -40,8 +43,6 @@ def test_apply_creates_the_owned_objects(jobs: Jobs) -> None:
     for plural in ("roles", "rolebindings"):
         (obj,) = jobs.list(plural, rbac)
         assert _owned_by(obj, uid)
-    status = jobs.wait_phase("mnist", "Starting")
-    assert status["conditions"][0]["type"] == "Created"
     wait_for("an ObjectsCreated event", lambda: "ObjectsCreated" in jobs.event_reasons("mnist"))
 
 
