@@ -76,14 +76,16 @@ class Image:
     wheels: list[Path] = field(default_factory=list)  # linked into trainer_image/wheels/
 
 
-def images(variant: str, torch_wheel: Path | None) -> list[Image]:
+def images(variant: str, torch_wheel: Path | None, torch_index: str | None) -> list[Image]:
+    if torch_index is None:
+        # With the wheel on disk no index is needed for torch (download.pytorch.org may be out
+        # of reach); without it the variant's index provides it.
+        torch_index = "" if torch_wheel else TORCH_INDEX[variant]
     trainer = Image(
         "trainer",
         f"kubetrain/trainer:{VERSION}-{variant}",
         "trainer_image/Dockerfile",
-        # With the wheel on disk no index is needed for torch (download.pytorch.org may be out
-        # of reach); without it the variant's index provides it.
-        {"TORCH_INDEX": "" if torch_wheel else TORCH_INDEX[variant]},
+        {"TORCH_INDEX": torch_index},
         [torch_wheel] if torch_wheel else [],
     )
     operator = Image("operator", f"kubetrain/operator:{VERSION}", "operator/Dockerfile")
@@ -306,12 +308,20 @@ def main() -> int:
     p.add_argument(
         "--only", choices=["trainer", "operator"], action="append", help="build only these"
     )
+    p.add_argument(
+        "--torch-index",
+        help="PyTorch wheel index for the trainer ('' = PyPI only); default: the variant's",
+    )
     p.add_argument("--no-load", action="store_true", help="build only; do not load into a cluster")
     p.add_argument("--report", type=Path, help="write what was done (times, sizes) as JSON here")
     args = p.parse_args()
 
     wheel = find_torch_wheel() if args.variant == "cpu" else None
-    todo = [i for i in images(args.variant, wheel) if not args.only or i.name in args.only]
+    todo = [
+        i
+        for i in images(args.variant, wheel, args.torch_index)
+        if not args.only or i.name in args.only
+    ]
     kind = None if args.no_load else kind_cluster()
     report: dict[str, dict[str, object]] = {}
     CACHE.mkdir(parents=True, exist_ok=True)
