@@ -264,7 +264,9 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
         if fault.reason in (Reason.ERR_IMAGE_PULL.value, Reason.IMAGE_PULL_BACK_OFF.value):
             age = _age(pod, now)
             if age >= policy.image_pull_grace_seconds:
-                return _fail(s, fault.reason, fault.message)
+                # Pulls failed for the whole grace: the kubelet is backing off, whichever of its
+                # two states (retrying: ErrImagePull, waiting: ImagePullBackOff) shows right now.
+                return _fail(s, Reason.IMAGE_PULL_BACK_OFF.value, fault.message)
             due.append(policy.image_pull_grace_seconds - age)
     startup = run.startup_deadline_seconds
     for pod in attempt_pods:

@@ -123,8 +123,9 @@ def test_image_pull_error_is_named_at_once_and_fails_after_the_grace() -> None:
     assert sim.phase() is Phase.STARTING
     assert d.requeue_after == 28  # woken when the grace ends, even without an event
     d = sim.step(30, *bad)
-    assert d.action is Action.FAIL and d.reason == "ErrImagePull"
-    assert "t-worker-0 container worker" in d.message
+    # Failing pulls for the whole grace is a back-off, even if this instant shows a retry.
+    assert d.action is Action.FAIL and d.reason == "ImagePullBackOff"
+    assert "t-worker-0 container worker" in d.message and "not found" in d.message
     assert sim.phase() is Phase.FAILED
 
 
