@@ -107,3 +107,18 @@ def test_deleting_a_running_job_leaves_no_pods_and_no_services(
     wait_for("the job's objects to go", lambda: not leftovers() or None, timeout=120)
     figures.record("delete.seconds_to_nothing_left", round(time.monotonic() - t0, 1))
     assert kubectl.get("trainingjob", name, namespace=namespace) is None
+
+
+def test_local_storage_without_a_claim_fails_at_once_naming_the_fix(
+    kubectl: Kubectl, namespace: str, figures: Figures
+) -> None:
+    """examples/mnist-mlp.yaml as it is: ./runs, no claim. Its pods would share no disk."""
+    name = "no-claim"
+    kubectl.apply(example_job(name, namespace))
+    t0 = time.monotonic()
+    status = wait_for_phase(kubectl, name, namespace, {"Failed"}, timeout=300)
+    figures.record("no_claim.seconds_to_failed", round(time.monotonic() - t0, 1))
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "NonZeroExit", failed
+    assert "checkpoint.claimName" in failed["message"] and "s3://" in failed["message"], failed
+    assert status.get("restarts", 0) == 0  # not worth a retry: the spec must change

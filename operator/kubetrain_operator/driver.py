@@ -178,11 +178,12 @@ def wait_for_workers(
 
 
 def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    job = with_storage_path(_load(args.job_file), args.storage_path)
+    if args.unshared_storage:  # said before the slow imports below
+        return _terminate(EXIT_INVALID, unshared_storage_message(job))
+
     from kubetrain.runner import JobFailed, LocalCluster, PreflightError, run_job, start_ray
 
-    job = with_storage_path(_load(args.job_file), args.storage_path)
-    if args.unshared_storage:
-        return _terminate(EXIT_INVALID, unshared_storage_message(job))
     start = [
         "ray", "start", "--head", f"--port={args.gcs_port}",
         # No CPUs or GPUs on the head: every Ray Train worker lands on a worker pod.
