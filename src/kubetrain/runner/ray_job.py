@@ -166,6 +166,18 @@ def build_trainer(
     )
 
 
+def queue_options(driver_node: str) -> dict[str, Any]:
+    """The progress queue lives beside the driver, never on a worker's node: a 0-CPU actor may
+    land anywhere, and losing a worker pod would take the queue and the run's reporting with it
+    (Ray Train's controller then fails the whole run instead of resuming)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return {
+        "num_cpus": 0,
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=driver_node, soft=False),
+    }
+
+
 def _drain(
     progress_queue: Any, sink: ProgressSink, eta: EtaEstimator, seen: list[EpochReport]
 ) -> None:
@@ -207,7 +219,7 @@ def run_job(
     workers_cpu = spec.distributed.workers * _cpu_count(spec.distributed.resources_per_worker.cpu)
     start_ray(cluster, workers_cpu)
     storage = resolve(spec.checkpoint)
-    progress_queue = Queue(actor_options={"num_cpus": 0})
+    progress_queue = Queue(actor_options=queue_options(ray.get_runtime_context().get_node_id()))
     trainer = build_trainer(
         job,
         storage,
