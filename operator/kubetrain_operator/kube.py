@@ -151,8 +151,17 @@ class Kube:
     # ------------------------------------------------------------------ pods and owned objects
 
     def list_pods(self, *, namespace: str, selector: str) -> list[Obj]:
-        """Pods matching a label selector, read from etcd (never a stale cache)."""
-        found = self._call("GET", _path("Pod", namespace), query={"labelSelector": selector})
+        """Pods matching a label selector, from the API server's watch cache.
+
+        `resourceVersion=0` reads the cache our watches are served from, so the list is at least
+        as new as the pod event that woke the pass. It may miss a write of our own made a few
+        milliseconds before; every write tolerates that (a create that finds the pod is a no-op,
+        a delete names the uid). Without it the API server reads every pod of the namespace from
+        etcd and decodes them to filter by label: with 100 jobs (300 pods) in one namespace that
+        costs ~20 ms of API server and etcd CPU per pass, against ~1-2 ms from the cache.
+        """
+        query = {"labelSelector": selector, "resourceVersion": "0"}
+        found = self._call("GET", _path("Pod", namespace), query=query)
         return list((found or {}).get("items") or [])
 
     def get_config_map(self, *, namespace: str, name: str) -> Obj | None:

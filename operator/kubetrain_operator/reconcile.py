@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -196,7 +196,12 @@ class Reconciler:
 
         if d.action is Action.CREATE and job is not None:
             try:
-                if not self._create(job, s, d):
+                done, workers_created = self._create(job, s, d)
+                if d.replaced_workers:
+                    # A list served from the watch cache can miss a pod made moments ago; its
+                    # create then finds it (409), and nothing was replaced.
+                    d = replace(d, replaced_workers=min(d.replaced_workers, workers_created))
+                if not done:
                     # Pods only, this time: the rest and the status come in the next pass,
                     # queued behind other jobs' pods (see _create).
                     log.info("%s: created pods %s", key, ", ".join(
@@ -253,12 +258,13 @@ class Reconciler:
         for name in names:
             self.kube.delete_pod(namespace=key.namespace, name=name, uid=uids.get(name))
 
-    def _create(self, job: TrainingJob, s: Situation, d: Decision) -> bool:
-        """Creates what `d` asks for; False if the objects besides the pods are still to come.
+    def _create(self, job: TrainingJob, s: Situation, d: Decision) -> tuple[bool, int]:
+        """Creates what `d` asks for. Returns whether all is done (False if the objects besides
+        the pods are still to come) and how many worker pods were new (not found existing).
 
         Pods first: they are what the user waits for, and when many jobs arrive at once the
         API server is the bottleneck. So a new attempt's first pass creates only its pods (and
-        the ServiceAccount they need: pod admission checks it) and asks for another pass, which
+        the ServiceAccount the head needs: pod admission checks it) and asks for another pass, which
         queues behind the other jobs' first passes and creates the ConfigMap (the kubelet waits
         for it), the Service and the driver's RBAC. Until the status says Created, every pass
         makes sure of all the objects, so a crash halfway through leaves nothing missing.
@@ -274,25 +280,28 @@ class Reconciler:
             # Resuming with accepted edits: the ConfigMap must say what the new pods run
             # before they exist, or a restarted operator would take them for refused edits.
             self._freeze(job)
-        if fresh:
+        if any(k.role is Role.HEAD for k in d.create):
+            # The head runs as the driver's ServiceAccount: pod admission wants it first. A head
+            # that exists proves the account did too, so no other pass asks for it again.
             for obj in support:
                 if obj["kind"] == "ServiceAccount":
                     self.kube.create(obj)
+        workers_created = 0
         for pod_key in d.create:
             if pod_key.role is Role.HEAD:
-                pod = head_pod(job, attempt=attempt, settings=settings)
+                self.kube.create(head_pod(job, attempt=attempt, settings=settings))
             else:
                 pod = worker_pod(job, pod_key.rank or 0, attempt=attempt, settings=settings)
-            self.kube.create(pod)
+                workers_created += self.kube.create(pod)
         if fresh and d.create:
-            return False
+            return False, workers_created
         if unconfirmed:
             # The pods of a new attempt run the spec in force now: freeze it for them.
             self._freeze(job)
             for obj in support:
-                if obj["kind"] != "ConfigMap":
+                if obj["kind"] not in ("ConfigMap", "ServiceAccount"):
                     self.kube.create(obj)
-        return True
+        return True, workers_created
 
     # ------------------------------------------------------------------ the frozen spec
 

@@ -4,6 +4,9 @@ Each TrainingJob gets one loop (run by a kopf daemon, so peering pauses it and d
 The loop runs a reconcile pass in a worker thread, then sleeps until the pass's requeue time, a
 poke, or a stop. Pokes come from watch events on the job and on its pods; several pokes during a
 pass make one more pass, not several. Nothing about a job is reconciled by two threads at once.
+
+Passes wait for one of `reconcile_threads` slots; a loop's first pass (for a new job, the one that
+creates its pods) is let in before any later pass of any job.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from typing import Protocol
 from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.reconcile import JobKey, Outcome, Reconciler
+from kubetrain_operator.slots import PrioritySlots
 
 log = logging.getLogger(__name__)
 
 # Seconds between retries of a pass that raised (an API server hiccup), doubling up to the cap.
 _ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Slot priorities (lower goes first).
+FIRST_PASS, LATER_PASS = 0, 1
 
 
 class StopFlag(Protocol):
@@ -45,6 +51,10 @@ class Runtime:
     ready: bool = False  # set once startup is complete; /readyz reports it
     # Passes in flight: key -> start time (monotonic), for the liveness probe.
     in_flight: dict[JobKey, float] = field(default_factory=dict)
+    slots: PrioritySlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = PrioritySlots(self.config.reconcile_threads)
 
     def poke(self, key: JobKey) -> None:
         """Something about the job changed: reconcile it soon (no-op if it has no loop here)."""
@@ -56,23 +66,27 @@ class Runtime:
         started = list(self.in_flight.values())
         return time.monotonic() - min(started) if started else 0.0
 
-    async def _pass(self, key: JobKey) -> Outcome:
+    async def _pass(self, key: JobKey, priority: int) -> Outcome:
         loop = asyncio.get_running_loop()
+        await self.slots.acquire(priority)
         self.in_flight[key] = time.monotonic()
         try:
             return await loop.run_in_executor(self.executor, self.reconciler.reconcile, key)
         finally:
             self.in_flight.pop(key, None)
+            self.slots.release()
 
     async def keep_reconciled(self, key: JobKey, stopped: StopFlag) -> None:
         """Reconciles `key` until the job is gone or `stopped` is set."""
         waker = self.wakers[key] = asyncio.Event()
         failures = 0
+        priority = FIRST_PASS
         try:
             while not stopped:
                 waker.clear()
                 try:
-                    outcome = await self._pass(key)
+                    outcome = await self._pass(key, priority)
+                    priority = LATER_PASS
                     failures = 0
                 except Exception as exc:
                     delay = _ERROR_BACKOFF[min(failures, len(_ERROR_BACKOFF) - 1)]

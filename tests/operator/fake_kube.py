@@ -30,7 +30,9 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
+        self.create_calls: list[tuple[str, str]] = []  # (kind, name), also those that found it
         self.refuse_pods: str | None = None  # make pod creation fail with 422
+        self.unlisted_pods: set[str] = set()  # pods a stale list does not show yet
         self._uids = itertools.count(1)
 
     # helpers for tests
@@ -68,6 +70,7 @@ class FakeKube:
             copy.deepcopy(p)
             for p in self.of_kind("Pod")
             if p["metadata"]["namespace"] == namespace
+            and p["metadata"]["name"] not in self.unlisted_pods
             and p["metadata"].get("labels", {}).get(key) == value
         ]
 
@@ -87,6 +90,7 @@ class FakeKube:
             meta = {**meta, "name": f"{meta['generateName']}{next(self._uids)}"}
             obj = {**obj, "metadata": meta}
         key = (obj["kind"], meta["namespace"], meta["name"])
+        self.create_calls.append((obj["kind"], meta["name"]))
         if obj["kind"] == "Pod" and self.refuse_pods:
             raise ApiError(422, "Invalid", self.refuse_pods)
         if key in self.objects:

@@ -85,6 +85,27 @@ def test_first_passes_create_everything_once_pods_first(kube: FakeKube) -> None:
     assert ("Normal", "ObjectsCreated") in kube.events()
 
 
+def test_a_new_job_asks_for_each_object_once(kube: FakeKube) -> None:
+    # A create the API server answers with 409 still costs it an admission and an etcd write.
+    settle(reconciler(kube))
+    assert sorted(kube.create_calls) == sorted(set(kube.create_calls))
+
+
+def test_a_stale_pod_list_replaces_no_worker(kube: FakeKube) -> None:
+    # Pods are listed from the API server's watch cache, which may not show one made moments
+    # ago: creating it again finds it, and the job must not report a worker restart.
+    r = reconciler(kube)
+    settle(r)
+    kube.unlisted_pods = {"t-worker-1"}
+    settle(r)
+    assert job(kube)["status"].get("workerRestarts", 0) == 0
+    assert "WorkerReplaced" not in {reason for _, reason in kube.events()}
+    kube.unlisted_pods.clear()
+    del kube.objects[("Pod", "ml", "t-worker-1")]  # now really lost: that is a replacement
+    settle(r)
+    assert job(kube)["status"]["workerRestarts"] == 1
+
+
 def test_second_pass_writes_nothing(kube: FakeKube) -> None:
     r = reconciler(kube)
     settle(r)

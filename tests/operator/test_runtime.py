@@ -143,3 +143,52 @@ def test_a_failing_pass_is_retried_with_backoff() -> None:
 
 def test_poking_an_unknown_job_is_harmless() -> None:
     runtime(ScriptedReconciler()).poke(JobKey("x", "y"))
+
+
+def test_new_jobs_first_passes_go_before_later_passes() -> None:
+    """With every slot busy, a newly applied job's first pass (its pods) is let in before
+    an earlier job's follow-up pass, whichever asked first."""
+
+    class Gated:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+            self.gate = threading.Semaphore(0)
+
+        def reconcile(self, key: JobKey) -> Outcome:
+            n = 1 + sum(c.startswith(key.name) for c in self.calls)
+            self.calls.append(f"{key.name}{n}")
+            self.gate.acquire(timeout=5)
+            return Outcome(requeue_after=0.0 if n == 1 else None)
+
+        def forget(self, uid: str) -> None:
+            pass
+
+    async def main() -> list[str]:
+        r = Gated()
+        rt = Runtime(
+            config=OperatorConfig(reconcile_threads=1),
+            reconciler=cast(Reconciler, r),
+            metrics=Metrics(),
+            executor=ThreadPoolExecutor(1),
+        )
+        stops = {name: Stop() for name in "abc"}
+
+        def start(name: str) -> asyncio.Task[None]:
+            return asyncio.create_task(rt.keep_reconciled(JobKey("ml", name), stops[name]))
+
+        tasks = [start("a"), start("b")]
+        await _until(lambda: r.calls == ["a1"] and rt.slots.waiting == 1)
+        r.gate.release()  # a1 ends; a2 queues behind b1
+        await _until(lambda: r.calls == ["a1", "b1"] and rt.slots.waiting == 1)
+        tasks.append(start("c"))  # c1 arrives after a2 asked
+        await _until(lambda: rt.slots.waiting == 2)
+        r.gate.release()  # b1 ends: c1 goes next, then a2, b2, c2
+        for stop in stops.values():
+            stop.event.set()
+        for _ in range(6):
+            r.gate.release()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        return r.calls
+
+    calls = asyncio.run(main())
+    assert calls[:3] == ["a1", "b1", "c1"]
