@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from kubetrain.api.reference import render_reference
 EXIT_INVALID = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+
+# Set by Ctrl-C or SIGTERM. Ray may turn the KeyboardInterrupt into an error of its own (or the
+# training thread may fail as the workers stop): once this is set, any such end is an interrupt.
+_interrupted = threading.Event()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"kubetrain: invalid job: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except JobFailed as exc:
+        if _interrupted.is_set():
+            raise KeyboardInterrupt from exc
         print(f"kubetrain: {job.name}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(result.to_json(with_history=False))
@@ -89,17 +96,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt_on_sigterm() -> None:
+def _handle_interrupts() -> None:
     # `kill`, a closed terminal or a pod's termination stop the run like Ctrl-C does.
     def handler(signum: int, frame: object) -> None:
+        _interrupted.set()
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _interrupt_on_sigterm()
+    _handle_interrupts()
     try:
         if args.command == "run":
             return _run(args)
@@ -117,9 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kubetrain: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
-        print("\nkubetrain: interrupted; stopping the workers", file=sys.stderr)
-        _shutdown_ray()
-        return EXIT_INTERRUPTED
+        return _stop_interrupted()
+    except Exception:
+        if _interrupted.is_set():
+            return _stop_interrupted()
+        raise
+
+
+def _stop_interrupted() -> int:
+    print("\nkubetrain: interrupted; stopping the workers", file=sys.stderr)
+    _shutdown_ray()
+    return EXIT_INTERRUPTED
 
 
 def _shutdown_ray() -> None:

@@ -7,7 +7,6 @@ checkpoint in the bucket, and the result JSON lands in the bucket too.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 import urllib.request
@@ -18,8 +17,8 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLES, ROOT
+from tests.integration.cli_runs import epoch_lines, interrupt, resumed_epochs, start
 from tests.integration.conftest import free_port
-from tests.integration.test_local_runs import _epoch_lines, _start
 
 pytestmark = pytest.mark.slow
 
@@ -86,20 +85,19 @@ def test_interrupted_run_resumes_from_checkpoints_in_s3(s3_endpoint: str, tmp_pa
     path.write_text(yaml.safe_dump(job))
     args = [str(path), "--no-metrics"]
 
-    first = _start(args, env=CREDENTIALS)
-    seen = _epoch_lines(first, "epoch 2/4", timeout=300)
+    first = start(args, env=CREDENTIALS)
+    seen = epoch_lines(first, "epoch 2/4", timeout=300)
     assert "[checkpoint]" in seen[-1]
-    first.send_signal(signal.SIGINT)
-    assert first.wait(timeout=120) == 130
+    interrupt(first)
     name = job["metadata"]["name"]
     checkpoints = [k for k in _objects(s3_endpoint) if "/checkpoint_" in k]
     assert checkpoints, "no checkpoint objects were written to the bucket"
     assert all(k.startswith(f"{BUCKET}/runs/{name}/") for k in checkpoints)
 
-    second = _start(args, env=CREDENTIALS)
-    lines = _epoch_lines(second, "epoch 4/4", timeout=300)
+    second = start(args, env=CREDENTIALS)
+    lines = epoch_lines(second, "epoch 4/4", timeout=300)
     assert second.wait(timeout=120) == 0
-    assert [ln.split()[1] for ln in lines] == ["3/4", "4/4"], "must resume from the bucket"
+    resumed_epochs(lines, total=4, at_least=2)  # from the bucket: the local disk has none
     result = json.loads(_read(s3_endpoint, f"runs/{name}/result.json"))
     assert result["status"] == "succeeded"
     assert result["checkpoint"].startswith(f"s3://{BUCKET}/runs/{name}/checkpoint_")

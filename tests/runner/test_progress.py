@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 from kubetrain.runner.progress import (
+    ConsoleSink,
     EpochReport,
     EtaEstimator,
     blame,
@@ -39,6 +42,22 @@ def test_eta_after_resume_counts_only_this_runs_epochs() -> None:
     eta = EtaEstimator()
     eta.eta(report(6, 0.0))
     assert eta.eta(report(8, 10.0)) == 5.0 * 2
+
+
+def test_a_resumed_run_says_where_it_picked_up_once() -> None:
+    out = io.StringIO()
+    sink = ConsoleSink(out)
+    for epoch in (4, 5):
+        sink.on_epoch(report(epoch, 0.0), None)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "resumed from the checkpoint of epoch 3: 3/10 were done"
+    assert [ln.split()[:2] for ln in lines[1:]] == [["epoch", "4/10"], ["epoch", "5/10"]]
+
+
+def test_a_fresh_run_claims_no_resume() -> None:
+    out = io.StringIO()
+    ConsoleSink(out).on_epoch(report(1, 0.0), None)
+    assert "resumed" not in out.getvalue()
 
 
 def test_duration_format() -> None:

@@ -96,11 +96,26 @@ def format_progress(report: EpochReport, eta_seconds: float | None) -> str:
     return "  ".join(parts)
 
 
+def format_resumed(report: EpochReport) -> str | None:
+    """The line that says a run picked up where an earlier one stopped, or None if it did not.
+
+    Given the first report of a run: any epoch after the first means a checkpoint was loaded.
+    """
+    if report.epoch <= 1:
+        return None
+    done = report.epoch - 1
+    return f"resumed from the checkpoint of epoch {done}: {done}/{report.total_epochs} were done"
+
+
 class ConsoleSink:
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
+        self.reports = 0
 
     def on_epoch(self, report: EpochReport, eta_seconds: float | None) -> None:
+        self.reports += 1
+        if self.reports == 1 and (resumed := format_resumed(report)):
+            print(resumed, file=self.stream)
         print(format_progress(report, eta_seconds), file=self.stream, flush=True)
 
     def on_worker_failure(self, failure: WorkerFailure) -> None:
