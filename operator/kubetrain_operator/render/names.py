@@ -1,4 +1,7 @@
-"""Names, labels and annotations of the objects a TrainingJob owns (documented in README.md)."""
+"""Names, labels and annotations of the objects a TrainingJob owns.
+
+Documented in docs/labels-and-annotations.md (tests/operator/test_labels_doc.py checks it).
+"""
 
 from __future__ import annotations
 
