@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kubetrain.api import TrainingJob, parse_job
 
@@ -45,6 +46,12 @@ def job_dict(**spec_patch: Any) -> dict[str, Any]:
 
 def make_job(**spec_patch: Any) -> TrainingJob:
     return parse_job(job_dict(**spec_patch))
+
+
+def example_dict(filename: str) -> dict[str, Any]:
+    """The TrainingJob document of examples/`filename` (an example may carry a claim too)."""
+    docs = yaml.safe_load_all((EXAMPLES / filename).read_text())
+    return next(d for d in docs if isinstance(d, dict) and d.get("kind") == "TrainingJob")
 
 
 @pytest.fixture

@@ -268,15 +268,19 @@ def checkpoint_claim(kubectl: Kubectl, namespace: str) -> Iterator[str]:
 def example_job(
     name: str, namespace: str, *, claim: str | None = None, path: str = "examples/mnist-mlp.yaml"
 ) -> Obj:
-    """An example as a user applies it, in the test's namespace, sized for a small node, with
-    its checkpoints on `claim` (the head and the workers must share them)."""
-    job: Obj = yaml.safe_load((REPO / path).read_text())
+    """An example's TrainingJob as a user applies it, in the test's namespace, sized for a small
+    node, with its checkpoints on `claim` (the head and the workers must share them), or on no
+    claim at all when `claim` is None (the example's own claim is left out)."""
+    docs = yaml.safe_load_all((REPO / path).read_text())
+    job: Obj = next(d for d in docs if isinstance(d, dict) and d.get("kind") == "TrainingJob")
     job["metadata"] = {"name": name, "namespace": namespace}
     spec = job["spec"]
     spec.setdefault("pod", {}).setdefault("image", TRAINER_IMAGE)
     spec["distributed"].setdefault("resourcesPerWorker", {})["cpu"] = WORKER_CPU
+    checkpoint = spec.setdefault("checkpoint", {})
+    checkpoint.pop("claimName", None)
     if claim is not None:
-        spec.setdefault("checkpoint", {})["claimName"] = claim
+        checkpoint["claimName"] = claim
     return job
 
 

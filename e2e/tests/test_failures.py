@@ -50,11 +50,11 @@ def test_worker_pod_deleted_mid_training_resumes_from_checkpoint_and_succeeds(
     figures.record("resume.epoch_at_loss", at_loss["epoch"])
     figures.record("resume.epochs_seen_after_loss", sorted(set(epochs)))
     figures.record("resume.val_accuracy", status["metrics"]["val_accuracy"])
+    head_log = kubectl.run("logs", "-n", namespace, f"{name}-head")
     assert status["workerRestarts"] >= 1, status
-    assert status["progress"] == "200/200"
+    assert status["progress"] == "200/200", head_log[-5000:]
     # Ray Train saw the rank fail and went on (the driver logs it), from the checkpoint of an
     # epoch at or after the one seen before the loss: no earlier epoch was reported again.
-    head_log = kubectl.run("logs", "-n", namespace, f"{name}-head")
     assert "failed:" in head_log and "; resuming" in head_log, head_log[-3000:]
     assert min(epochs) >= at_loss["epoch"], epochs
     events = kubectl.events_for("TrainingJob", name, namespace)
@@ -112,7 +112,7 @@ def test_deleting_a_running_job_leaves_no_pods_and_no_services(
 def test_local_storage_without_a_claim_fails_at_once_naming_the_fix(
     kubectl: Kubectl, namespace: str, figures: Figures
 ) -> None:
-    """examples/mnist-mlp.yaml as it is: ./runs, no claim. Its pods would share no disk."""
+    """examples/mnist-mlp.yaml without its claim: ./runs on no shared disk, which cannot work."""
     name = "no-claim"
     kubectl.apply(example_job(name, namespace))
     t0 = time.monotonic()

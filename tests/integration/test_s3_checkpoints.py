@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT, example_dict
 from tests.integration.cli_runs import epoch_lines, interrupt, resumed_epochs, start
 from tests.integration.conftest import free_port
 
@@ -78,7 +78,7 @@ def _read(endpoint: str, key: str) -> bytes:
 
 
 def test_interrupted_run_resumes_from_checkpoints_in_s3(s3_endpoint: str, tmp_path: Path) -> None:
-    job = yaml.safe_load((EXAMPLES / "mnist-mlp.yaml").read_text())
+    job = example_dict("mnist-mlp.yaml")
     job["spec"]["training"]["epochs"] = 4
     job["spec"]["checkpoint"] |= {"storagePath": f"s3://{BUCKET}/runs", "s3Endpoint": s3_endpoint}
     path = tmp_path / "job.yaml"
