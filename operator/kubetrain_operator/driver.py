@@ -145,8 +145,7 @@ class StatusSink:
         self.patch(status)
 
     def on_worker_failure(self, failure: Any) -> None:
-        ranks = ", ".join(map(str, failure.ranks))
-        log.warning("rank(s) %s failed: %s; resuming", ranks, failure.error)
+        log.warning("%s", failure.describe())
 
 
 # --------------------------------------------------------------------------- head

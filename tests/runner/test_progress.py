@@ -8,6 +8,7 @@ from kubetrain.runner.progress import (
     ConsoleSink,
     EpochReport,
     EtaEstimator,
+    WorkerFailure,
     blame,
     format_duration,
     format_progress,
@@ -81,3 +82,14 @@ def test_when_every_rank_reports_fallout_every_rank_is_named() -> None:
     failure = blame({0: GLOO_FALLOUT, 1: GLOO_FALLOUT})
     assert failure.ranks == (0, 1)
     assert "Connection reset by peer" in failure.error
+
+
+def test_a_failure_line_names_the_rank_or_says_the_run_ended_early() -> None:
+    out = io.StringIO()
+    sink = ConsoleSink(out)
+    sink.on_worker_failure(WorkerFailure((1,), "exit code 1"))
+    sink.on_worker_failure(WorkerFailure((), "Ray Train ended the run at epoch 48 of 200"))
+    assert out.getvalue().splitlines() == [
+        "worker 1 failed: exit code 1; resuming from the last checkpoint",
+        "Ray Train ended the run at epoch 48 of 200; resuming from the last checkpoint",
+    ]

@@ -41,8 +41,12 @@ class EpochReport:
 
 @dataclass(frozen=True)
 class WorkerFailure:
-    ranks: tuple[int, ...]
+    ranks: tuple[int, ...]  # empty when no rank failed (the run ended early without an error)
     error: str
+
+    def describe(self) -> str:
+        who = f"worker {', '.join(map(str, self.ranks))} failed: " if self.ranks else ""
+        return f"{who}{self.error}; resuming from the last checkpoint"
 
 
 class ProgressSink(Protocol):
@@ -119,12 +123,7 @@ class ConsoleSink:
         print(format_progress(report, eta_seconds), file=self.stream, flush=True)
 
     def on_worker_failure(self, failure: WorkerFailure) -> None:
-        ranks = ", ".join(map(str, failure.ranks))
-        print(
-            f"worker {ranks} failed: {failure.error}; resuming from the last checkpoint",
-            file=self.stream,
-            flush=True,
-        )
+        print(failure.describe(), file=self.stream, flush=True)
 
 
 class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]

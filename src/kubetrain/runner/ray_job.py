@@ -228,28 +228,41 @@ def run_job(
         worker_resources=worker_resources,
     )
 
-    outcome: dict[str, Any] = {}
-
-    def fit() -> None:
-        try:
-            outcome["result"] = trainer.fit()
-        except Exception as exc:  # reported to the user by the main thread
-            outcome["error"] = exc
-
     started = time.time()
     eta = EtaEstimator()
     seen: list[EpochReport] = []
-    thread = threading.Thread(target=fit, name="kubetrain-fit", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        _drain(progress_queue, sink, eta, seen)
-    thread.join()
-    _drain(progress_queue, sink, eta, seen)
+    result = _fit(trainer, progress_queue, sink, eta, seen)
+    # Ray Train may end a run cleanly before its last epoch: when a node is preempted (a worker
+    # pod deleted or evicted, its Ray node draining), it can take the ranks' exits for the end
+    # of training. The reports say whether the loop got to its end; if not, fit again: it
+    # resumes from the latest checkpoint. Bounded like worker failures.
+    for rerun in range(1, spec.distributed.max_failures + 2):
+        stopped_at = unfinished_at(seen)
+        if stopped_at is None:
+            break
+        if rerun > spec.distributed.max_failures:
+            raise JobFailed(
+                f"training stopped before its last epoch {rerun} times, last at epoch "
+                f"{stopped_at} of {spec.training.epochs}, without an error (nodes lost or "
+                "preempted); spec.distributed.maxFailures bounds the retries; run it again to "
+                "resume from the latest checkpoint"
+            )
+        sink.on_worker_failure(
+            WorkerFailure(
+                (), f"Ray Train ended the run at epoch {stopped_at} of {spec.training.epochs} "
+                "(a node was lost or preempted)",
+            )
+        )  # fmt: skip
+        trainer = build_trainer(
+            job,
+            storage,
+            progress_queue,
+            metrics_port_per_rank=metrics_port_per_rank,
+            worker_resources=worker_resources,
+        )
+        result = _fit(trainer, progress_queue, sink, eta, seen)
     wall = time.time() - started
 
-    if "error" in outcome:
-        raise JobFailed(_explain(outcome["error"]))
-    result = outcome["result"]
     last = seen[-1].metrics if seen else dict(result.metrics or {})
     checkpoint = storage.uri(result.checkpoint.path) if result.checkpoint is not None else None
     run = RunResult(
@@ -265,6 +278,44 @@ def run_job(
     )
     _write_result(storage, job.name, run)
     return run
+
+
+def _fit(
+    trainer: TorchTrainer,
+    progress_queue: Any,
+    sink: ProgressSink,
+    eta: EtaEstimator,
+    seen: list[EpochReport],
+) -> Any:
+    """`trainer.fit()` in a thread while this one shows its progress; its Result, or JobFailed."""
+    outcome: dict[str, Any] = {}
+
+    def fit() -> None:
+        try:
+            outcome["result"] = trainer.fit()
+        except Exception as exc:  # reported to the user by the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=fit, name="kubetrain-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        _drain(progress_queue, sink, eta, seen)
+    thread.join()
+    _drain(progress_queue, sink, eta, seen)
+    if "error" in outcome:
+        raise JobFailed(_explain(outcome["error"]))
+    return outcome["result"]
+
+
+def unfinished_at(seen: list[EpochReport]) -> int | None:
+    """The epoch a run stopped at when its loop did not get to the end, else None.
+
+    kubetrain's loop marks its last report `finished` (last epoch, or early stop); a user's own
+    loop (training.entrypoint) reports no such flag and is taken at its word.
+    """
+    if not seen or "finished" not in seen[-1].metrics or seen[-1].metrics["finished"]:
+        return None
+    return seen[-1].epoch
 
 
 def _explain(error: BaseException) -> str:
