@@ -193,7 +193,9 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     code = start_ray_node(lambda: _ray_process(start), _ray_stop)
     if code != 0:
         return _terminate(EXIT_FAILED, f"ray start --head failed with exit code {code}; see above")
-    cluster = LocalCluster(address="auto")
+    # The workers' and Ray Train's own logs go to this pod's log: `kubectl logs <job>-head`
+    # is where a user looks when training goes wrong.
+    cluster = LocalCluster(address="auto", verbose=True)
     start_ray(cluster)
 
     import ray

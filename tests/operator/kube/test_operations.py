@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubetrain.api import GROUP, PLURAL, VERSION
+from kubetrain.api import GROUP, PLURAL, VERSION, parse_job
 from kubetrain_operator.driver import StatusWriter
 from kubetrain_operator.kube import Kube
-from tests.conftest import job_dict
+from tests.conftest import EXAMPLES, example_dict, job_dict
 from tests.kube_cluster import service_account_token
 from tests.operator.kube.conftest import (
     Cluster,
@@ -190,3 +190,19 @@ def test_peering_lets_only_one_replica_act(
         high.stop()
         low.stop()
         kube._call("DELETE", f"/api/v1/namespaces/{ns}")
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_the_api_servers_defaults_change_nothing_an_example_runs(
+    cluster: Cluster, kube: Kube, ns: str, example: str
+) -> None:
+    """What the cluster stores for an applied example trains exactly as `kubetrain run` would:
+    the CRD's defaults switch nothing on (an optional section absent stays absent)."""
+    data = example_dict(example)
+    data["metadata"] = {"name": "defaults", "namespace": ns}
+    data["spec"].setdefault("runPolicy", {})["suspend"] = True  # no pods: only the spec matters
+    applied = cluster.run_kubectl("apply", "-f", "-", stdin=yaml.safe_dump(data))
+    assert applied.returncode == 0, applied.stderr
+    stored = kube._call("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/defaults")
+    assert stored is not None
+    assert parse_job(stored).spec == parse_job(data).spec
