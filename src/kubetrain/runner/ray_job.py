@@ -114,6 +114,9 @@ def start_ray(cluster: LocalCluster, cpus_needed: float = 0.0) -> None:
     # a laptop (Ray would otherwise wait forever for CPUs that do not exist).
     num_cpus = cluster.num_cpus or max(os.cpu_count() or 1, int(cpus_needed + 0.999))
     ray.init(
+        # Our own cluster, even when `ray start` left one running on this machine (ray.init()
+        # would attach to it and refuse num_cpus).
+        address="local",
         num_cpus=num_cpus,
         include_dashboard=False,
         log_to_driver=cluster.verbose,
@@ -220,18 +223,21 @@ def run_job(
     start_ray(cluster, workers_cpu)
     storage = resolve(spec.checkpoint)
     progress_queue = Queue(actor_options=queue_options(ray.get_runtime_context().get_node_id()))
-    trainer = build_trainer(
-        job,
-        storage,
-        progress_queue,
-        metrics_port_per_rank=metrics_port_per_rank,
-        worker_resources=worker_resources,
-    )
+
+    def fit() -> Any:
+        trainer = build_trainer(
+            job,
+            storage,
+            progress_queue,
+            metrics_port_per_rank=metrics_port_per_rank,
+            worker_resources=worker_resources,
+        )
+        return _fit(trainer, progress_queue, sink, eta, seen)
 
     started = time.time()
     eta = EtaEstimator()
     seen: list[EpochReport] = []
-    result = _fit(trainer, progress_queue, sink, eta, seen)
+    result = fit()
     # Ray Train may end a run cleanly before its last epoch: when a node is preempted (a worker
     # pod deleted or evicted, its Ray node draining), it can take the ranks' exits for the end
     # of training. The reports say whether the loop got to its end; if not, fit again: it
@@ -253,14 +259,7 @@ def run_job(
                 "(a node was lost or preempted)",
             )
         )  # fmt: skip
-        trainer = build_trainer(
-            job,
-            storage,
-            progress_queue,
-            metrics_port_per_rank=metrics_port_per_rank,
-            worker_resources=worker_resources,
-        )
-        result = _fit(trainer, progress_queue, sink, eta, seen)
+        result = fit()
     wall = time.time() - started
 
     last = seen[-1].metrics if seen else dict(result.metrics or {})
