@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The project's test command: static checks, then the whole pytest suite. `.ci/run` calls it.
-# Extra arguments go to pytest (e.g. `scripts/test.sh -m "not slow"`).
+# The project's test command: static checks, the whole pytest suite, then the end-to-end suite
+# on a real local cluster (e2e/run.sh --down). `.ci/run` calls it.
+# Extra arguments go to pytest (e.g. `scripts/test.sh -m "not slow"`) and skip the e2e stage;
+# so does KUBETRAIN_E2E=0. The e2e stage needs root (it runs containerd, a kubelet, iptables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V=.venv/bin
@@ -16,3 +18,12 @@ echo "==> spec reference in sync"; "$V/kubetrain" reference | diff -u docs/spec-
 echo "==> pytest"
 # pytest exits 5 when it collected no tests: that is a failure here too (set -e).
 "$V/pytest" -p no:cacheprovider "$@"
+
+echo "==> end to end"
+if (($#)) || [[ ${KUBETRAIN_E2E:-1} == 0 ]]; then
+  echo "skipped: pytest arguments or KUBETRAIN_E2E=0 (run it alone with 'make e2e')"
+elif [[ $(id -u) != 0 ]]; then
+  echo "skipped: the local cluster needs root (or run e2e/run.sh --kind with Docker and kind)"
+else
+  bash e2e/run.sh --down
+fi

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,6 +84,25 @@ class Kubectl:
     ) -> None:
         args = ["delete", kind, name, "--ignore-not-found", f"--wait={str(wait).lower()}"]
         self.run(*args, *(["-n", namespace] if namespace else []))
+
+    @contextlib.contextmanager
+    def watch(self, kind: str, *, namespace: str) -> Iterator[list[str]]:
+        """`kubectl get KIND -n NAMESPACE -w`, as a user watches it: the list fills with its
+        output lines (the header first) when the block ends."""
+        lines: list[str] = []
+        with tempfile.TemporaryFile("w+") as out:
+            proc = subprocess.Popen(
+                [self.binary, "--kubeconfig", self.kubeconfig, "get", kind, "-n", namespace, "-w"],
+                stdout=out, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            try:
+                yield lines
+            finally:
+                time.sleep(2)  # the last update is on its way
+                proc.terminate()
+                proc.wait(timeout=10)
+                out.seek(0)
+                lines.extend(line.rstrip() for line in out if line.strip())
 
     def events_for(self, kind: str, name: str, namespace: str) -> list[Obj]:
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"

@@ -19,6 +19,7 @@ from e2e.tests.kube import Kubectl, Obj, wait_for
 from e2e.tests.prometheus import PROMETHEUS, Prometheus, annotated_targets, port_targets
 
 JOB = "mnist-mlp"
+PHASES = {"Pending", "Starting", "Running", "Restarting", "Suspended", "Succeeded", "Failed"}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,7 @@ def prometheus(
 class Finished:
     status: Obj
     seconds: float  # from `kubectl apply` to Succeeded
+    watched: list[str]  # what `kubectl get tj -w` printed meanwhile
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +71,15 @@ def mnist(
 ) -> Finished:
     """examples/mnist-mlp.yaml (2 workers, offline digits) with its checkpoints on a claim,
     applied and run to the end."""
-    t0 = time.monotonic()
-    kubectl.apply(example_job(JOB, namespace, claim=checkpoint_claim))
-    running = wait_for_phase(kubectl, JOB, namespace, {"Running", "Succeeded"}, timeout=600)
-    figures.record("mnist.seconds_to_running", round(time.monotonic() - t0, 1))
-    del running
-    status = wait_for_phase(kubectl, JOB, namespace, {"Succeeded"}, timeout=900)
-    finished = Finished(status, time.monotonic() - t0)
+    with kubectl.watch("trainingjobs", namespace=namespace) as watched:
+        t0 = time.monotonic()
+        kubectl.apply(example_job(JOB, namespace, claim=checkpoint_claim))
+        wait_for_phase(kubectl, JOB, namespace, {"Running", "Succeeded"}, timeout=600)
+        figures.record("mnist.seconds_to_running", round(time.monotonic() - t0, 1))
+        status = wait_for_phase(kubectl, JOB, namespace, {"Succeeded"}, timeout=900)
+        seconds = time.monotonic() - t0
+    finished = Finished(status, seconds, watched)
+    figures.record("mnist.kubectl_get_tj_w", watched)
     figures.record("mnist.seconds_to_succeeded", round(finished.seconds, 1))
     figures.record("mnist.val_accuracy", status.get("metrics", {}).get("val_accuracy"))
     figures.record("mnist.samples_per_second", status.get("samplesPerSecond"))
@@ -92,6 +96,21 @@ def test_mnist_example_succeeds_with_accuracy_in_status(mnist: Finished) -> None
     assert status["checkpoint"].startswith("/kubetrain/runs/"), status
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Succeeded"]["reason"] == "TrainingCompleted"
+
+
+def test_kubectl_get_tj_w_shows_the_phases_epochs_and_metric(mnist: Finished) -> None:
+    header, *rows = mnist.watched
+    assert header.split() == ["NAME", "MODEL", "BACKEND", "WORKERS", "PHASE", "EPOCH", "METRIC",
+                              "AGE"], header  # fmt: skip
+    rows = [r.split() for r in rows if r.split()[0] == JOB]
+    phases = [r[4] for r in rows if len(r) > 4 and r[4] in PHASES]
+    seen = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
+    # Pending may pass too fast to be printed; the rest a user watching must see, in order.
+    assert [p for p in seen if p != "Pending"] == ["Starting", "Running", "Succeeded"], rows
+    last = rows[-1]
+    assert last[1:4] == ["mlp", "ddp", "2"] and last[5] == "10/10", last
+    name, _, value = last[6].partition("=")
+    assert name == "accuracy" and float(value) > 0.85, last
 
 
 def test_prometheus_holds_the_jobs_series(
