@@ -1,12 +1,13 @@
 """Progress of a run as the user sees it: one line per epoch, with an ETA.
 
 Workers report to Ray Train's controller; `ProgressCallback` (running in the controller) forwards
-rank 0's report through a Ray queue to the driver, where a `ProgressSink` shows it: the console
-locally, the TrainingJob's status in a cluster.
+rank 0's report through a `ProgressChannel` actor to the driver, where a `ProgressSink` shows it:
+the console locally, the TrainingJob's status in a cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from dataclasses import dataclass, field
@@ -126,20 +127,40 @@ class ConsoleSink:
         print(failure.describe(), file=self.stream, flush=True)
 
 
-class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]
-    """Runs in Ray Train's controller actor; forwards reports to the driver's queue."""
+class ProgressChannel:
+    """A Ray actor (see `ray_job.open_channel`) the controller puts reports in and the driver
+    waits on. Not ray.util.queue: its get raises `Empty` on every timeout, and Ray ships each of
+    those exceptions with a traceback; the driver waiting 5 times a second cost that actor half
+    a core, taken from the training workers on a 2-core machine."""
 
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
+    def __init__(self) -> None:
+        self._items: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def put(self, item: Any) -> None:
+        self._items.put_nowait(item)
+
+    async def next(self, timeout: float) -> Any | None:
+        """The next item, or None when none came within `timeout` seconds."""
+        try:
+            return await asyncio.wait_for(self._items.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+
+class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]
+    """Runs in Ray Train's controller actor; forwards reports to the driver's channel."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
 
     def after_report(
         self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any
     ) -> None:
         path = getattr(checkpoint, "path", None)
-        self.queue.put(EpochReport(dict(metrics[0]), path))
+        ray.get(self.channel.put.remote(EpochReport(dict(metrics[0]), path)))
 
     def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
-        self.queue.put(blame(worker_exceptions))
+        ray.get(self.channel.put.remote(blame(worker_exceptions)))
 
 
 # What a rank raises when a *peer* went away mid-collective: fallout, not a cause.

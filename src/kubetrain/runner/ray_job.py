@@ -27,6 +27,7 @@ from kubetrain.runner.progress import (
     EpochReport,
     EtaEstimator,
     ProgressCallback,
+    ProgressChannel,
     ProgressSink,
     WorkerFailure,
 )
@@ -181,16 +182,14 @@ def queue_options(driver_node: str) -> dict[str, Any]:
     }
 
 
-def _drain(
-    progress_queue: Any, sink: ProgressSink, eta: EtaEstimator, seen: list[EpochReport]
-) -> None:
-    from ray.util.queue import Empty
+def open_channel(driver_node: str) -> Any:
+    """The actor that carries progress from Ray Train's controller to this driver."""
+    return ray.remote(ProgressChannel).options(**queue_options(driver_node)).remote()
 
-    while True:
-        try:
-            item = progress_queue.get(block=True, timeout=0.2)
-        except Empty:
-            return
+
+def _drain(channel: Any, sink: ProgressSink, eta: EtaEstimator, seen: list[EpochReport]) -> None:
+    """Shows what the channel holds; returns after a second without news."""
+    while (item := ray.get(channel.next.remote(1.0))) is not None:
         if isinstance(item, EpochReport):
             seen.append(item)
             sink.on_epoch(item, eta.eta(item))
@@ -211,8 +210,6 @@ def run_job(
     `worker_resources` are custom Ray resources each training worker asks for on top of its
     CPUs and GPUs (the operator's pods offer one `kubetrain_worker` each: one worker per pod).
     """
-    from ray.util.queue import Queue
-
     spec = preflight.resolve_deepspeed_config(job.spec)
     job = job.model_copy(update={"spec": spec})
     warnings = [str(conflict) for conflict in preflight.check(spec)]
@@ -222,7 +219,7 @@ def run_job(
     workers_cpu = spec.distributed.workers * _cpu_count(spec.distributed.resources_per_worker.cpu)
     start_ray(cluster, workers_cpu)
     storage = resolve(spec.checkpoint)
-    progress_queue = Queue(actor_options=queue_options(ray.get_runtime_context().get_node_id()))
+    progress_queue = open_channel(ray.get_runtime_context().get_node_id())
 
     def fit() -> Any:
         trainer = build_trainer(
