@@ -37,10 +37,6 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
-# Marks a schema node whose field defaults to None; removed by the parent object.
-_OPTIONAL = "x-kubetrain-optional"
-
-
 def _resolve(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
     """Inline a `$ref` (or a single-element allOf wrapping one), keeping sibling keys."""
     if "$ref" in node:
@@ -62,19 +58,17 @@ def _structural(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
         if len(options) != 1:
             raise ValueError(f"cannot express a union in a structural schema: {node['anyOf']}")
         merged = {**_resolve(options[0], defs), **{k: v for k, v in node.items() if k != "anyOf"}}
-        optional = merged.get("default", 0) is None
-        if optional:
+        if merged.get("default", 0) is None:
             del merged["default"]
-        out = _structural(merged, defs)
-        if optional:
-            out[_OPTIONAL] = True  # the parent must not default it (see below)
-        return out
+        return _structural(merged, defs)
 
+    optional: set[str] = set()  # fields that default to None: absent means "off"
     for key, value in node.items():
         if key in _DROP_KEYS:
             continue
         if key == "properties":
             out["properties"] = {name: _structural(sub, defs) for name, sub in value.items()}
+            optional = {name for name, sub in value.items() if sub.get("default", 0) is None}
         elif key == "items":
             out["items"] = _structural(value, defs)
         elif key == "prefixItems":
@@ -100,9 +94,9 @@ def _structural(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
     if out.get("type") == "object" and "properties" in out:
         required = set(out.get("required", []))
         for name, sub in out["properties"].items():
-            # An optional field (None by default) that is absent means "off": defaulting it to
-            # {} would switch it on (earlyStopping with patience 10 for every job).
-            if sub.pop(_OPTIONAL, False):
+            # Defaulting an optional field to {} would switch it on (earlyStopping with
+            # patience 10 for every job).
+            if name in optional:
                 continue
             # Defaulting an absent parent to {} lets the API server fill its children's
             # defaults, so `kubectl get -o yaml` shows the effective spec.
@@ -116,22 +110,10 @@ def _structural(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
     return out
 
 
-def _drop_markers(node: Any) -> None:
-    if isinstance(node, dict):
-        node.pop(_OPTIONAL, None)
-        for value in node.values():
-            _drop_markers(value)
-    elif isinstance(node, list):
-        for value in node:
-            _drop_markers(value)
-
-
 def openapi_schema(model: type[TrainingJobSpec] | type[TrainingJobStatus]) -> JsonSchema:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
-    schema = _structural(raw, defs)
-    _drop_markers(schema)  # optional array items and map values have no parent to pop them
-    return schema
+    return _structural(raw, defs)
 
 
 def _status_schema() -> JsonSchema:
