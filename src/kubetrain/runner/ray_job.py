@@ -133,7 +133,7 @@ def _cpu_count(value: str) -> float:
 def build_trainer(
     job: TrainingJob,
     storage: Storage,
-    progress_queue: Any,
+    channel: Any,
     *,
     metrics_port_per_rank: bool,
     worker_resources: Mapping[str, float] | None = None,
@@ -165,14 +165,14 @@ def build_trainer(
             storage_filesystem=storage.filesystem,
             failure_config=ray.train.FailureConfig(max_failures=spec.distributed.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
-            callbacks=[ProgressCallback(progress_queue)],  # type: ignore[list-item]
+            callbacks=[ProgressCallback(channel)],  # type: ignore[list-item]
         ),
     )
 
 
-def queue_options(driver_node: str) -> dict[str, Any]:
-    """The progress queue lives beside the driver, never on a worker's node: a 0-CPU actor may
-    land anywhere, and losing a worker pod would take the queue and the run's reporting with it
+def channel_options(driver_node: str) -> dict[str, Any]:
+    """The progress channel lives beside the driver, never on a worker's node: a 0-CPU actor may
+    land anywhere, and losing a worker pod would take the channel and the run's reporting with it
     (Ray Train's controller then fails the whole run instead of resuming)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -184,7 +184,7 @@ def queue_options(driver_node: str) -> dict[str, Any]:
 
 def open_channel(driver_node: str) -> Any:
     """The actor that carries progress from Ray Train's controller to this driver."""
-    return ray.remote(ProgressChannel).options(**queue_options(driver_node)).remote()
+    return ray.remote(ProgressChannel).options(**channel_options(driver_node)).remote()
 
 
 def _drain(channel: Any, sink: ProgressSink, eta: EtaEstimator, seen: list[EpochReport]) -> None:
@@ -219,44 +219,43 @@ def run_job(
     workers_cpu = spec.distributed.workers * _cpu_count(spec.distributed.resources_per_worker.cpu)
     start_ray(cluster, workers_cpu)
     storage = resolve(spec.checkpoint)
-    progress_queue = open_channel(ray.get_runtime_context().get_node_id())
+    channel = open_channel(ray.get_runtime_context().get_node_id())
 
-    def fit() -> Any:
+    def fit_once() -> Any:
         trainer = build_trainer(
             job,
             storage,
-            progress_queue,
+            channel,
             metrics_port_per_rank=metrics_port_per_rank,
             worker_resources=worker_resources,
         )
-        return _fit(trainer, progress_queue, sink, eta, seen)
+        return _fit(trainer, channel, sink, eta, seen)
 
     started = time.time()
     eta = EtaEstimator()
     seen: list[EpochReport] = []
-    result = fit()
+    result = fit_once()
     # Ray Train may end a run cleanly before its last epoch: when a node is preempted (a worker
     # pod deleted or evicted, its Ray node draining), it can take the ranks' exits for the end
     # of training. The reports say whether the loop got to its end; if not, fit again: it
     # resumes from the latest checkpoint. Bounded like worker failures.
-    for rerun in range(1, spec.distributed.max_failures + 2):
-        stopped_at = unfinished_at(seen)
-        if stopped_at is None:
-            break
-        if rerun > spec.distributed.max_failures:
+    refits = 0
+    while (stopped_at := unfinished_at(seen)) is not None:
+        if refits == spec.distributed.max_failures:
             raise JobFailed(
-                f"training stopped before its last epoch {rerun} times, last at epoch "
+                f"training stopped before its last epoch {refits + 1} times, last at epoch "
                 f"{stopped_at} of {spec.training.epochs}, without an error (nodes lost or "
                 "preempted); spec.distributed.maxFailures bounds the retries; run it again to "
                 "resume from the latest checkpoint"
             )
+        refits += 1
         sink.on_worker_failure(
             WorkerFailure(
                 (), f"Ray Train ended the run at epoch {stopped_at} of {spec.training.epochs} "
                 "(a node was lost or preempted)",
             )
         )  # fmt: skip
-        result = fit()
+        result = fit_once()
     wall = time.time() - started
 
     last = seen[-1].metrics if seen else dict(result.metrics or {})
@@ -278,7 +277,7 @@ def run_job(
 
 def _fit(
     trainer: TorchTrainer,
-    progress_queue: Any,
+    channel: Any,
     sink: ProgressSink,
     eta: EtaEstimator,
     seen: list[EpochReport],
@@ -295,9 +294,9 @@ def _fit(
     thread = threading.Thread(target=fit, name="kubetrain-fit", daemon=True)
     thread.start()
     while thread.is_alive():
-        _drain(progress_queue, sink, eta, seen)
+        _drain(channel, sink, eta, seen)
     thread.join()
-    _drain(progress_queue, sink, eta, seen)
+    _drain(channel, sink, eta, seen)
     if "error" in outcome:
         raise JobFailed(_explain(outcome["error"]))
     return outcome["result"]
