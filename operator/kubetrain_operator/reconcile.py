@@ -199,8 +199,8 @@ class Reconciler:
                 done, workers_created = self._create(job, s, d)
                 if d.replaced_workers:
                     # A list served from the watch cache can miss a pod made moments ago; its
-                    # create then finds it (409), and nothing was replaced.
-                    d = replace(d, replaced_workers=min(d.replaced_workers, workers_created))
+                    # create then finds it (409): only the pods really made replace a worker.
+                    d = replace(d, replaced_workers=workers_created)
                 if not done:
                     # Pods only, this time: the rest and the status come in the next pass,
                     # queued behind other jobs' pods (see _create).

@@ -115,12 +115,12 @@ def format_resumed(report: EpochReport) -> str | None:
 class ConsoleSink:
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
-        self.reports = 0
+        self.first = True
 
     def on_epoch(self, report: EpochReport, eta_seconds: float | None) -> None:
-        self.reports += 1
-        if self.reports == 1 and (resumed := format_resumed(report)):
+        if self.first and (resumed := format_resumed(report)):
             print(resumed, file=self.stream)
+        self.first = False
         print(format_progress(report, eta_seconds), file=self.stream, flush=True)
 
     def on_worker_failure(self, failure: WorkerFailure) -> None:
