@@ -20,6 +20,6 @@ crd: setup
 	.venv/bin/python scripts/sync-chart.py  # the chart's copy of the CRDs and the RBAC rules
 
 # End to end on a real cluster: e2e/cluster.sh up, images built and loaded, the chart installed,
-# e2e/tests run (e2e/run.sh; root; --kind for kind). Not part of `make test`.
+# e2e/tests run (e2e/run.sh; root; --kind for kind): the last stage of `make test`, alone.
 e2e: setup
 	bash e2e/run.sh

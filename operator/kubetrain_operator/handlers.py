@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from kubetrain.api import GROUP, PLURAL, VERSION
+from kubetrain_operator.diffbase import NoDiffBase
 from kubetrain_operator.health import Probes, Servers
 from kubetrain_operator.reconcile import JobKey
 from kubetrain_operator.render import LABEL_JOB
@@ -58,7 +59,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = FINALIZER
     # kopf's default would also write status.kopf, which the CRD's structural schema prunes.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{GROUP}")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    # kopf's change detection deep-copies every event's body; nothing here uses it.
+    NoDiffBase.guard(kopf.get_default_registry())
+    settings.persistence.diffbase_storage = NoDiffBase(
         prefix=f"kopf.{GROUP}", key="last-handled-configuration"
     )
     # We write our own Events, one per condition change; kopf's would repeat handler logs.
