@@ -3,8 +3,13 @@
 Everything is measured in this one run, on this machine, with the same model, data and batch:
   - per-step overhead: kubetrain's training time per step / plain DDP's (target ≤ 1.03);
   - wall-time ratio: whole job, start-up included (Ray's start-up is most of it on 2 cores);
-  - scaling: 2-worker / 1-worker throughput.
-The first epoch is excluded from per-step times (warm-up: allocator, gloo connections).
+  - scaling: 2-worker / 1-worker throughput;
+  - where a per-step overhead comes from when the workers fill every core: the CPU that Ray's
+    own processes (raylet, GCS, Ray Train's controller and helper actors, our progress channel)
+    use while the workers train. Plain torchrun starts none of them.
+The first epoch is excluded from per-step times (warm-up: allocator, gloo connections). Each
+repeat runs plain and kubetrain back to back; besides the ratio of the medians, the median of
+those paired ratios is printed (this VM's speed drifts by 10-20% from minute to minute).
 
     python bench/ddp_overhead.py [--epochs 6] [--repeats 2]
 """
@@ -18,7 +23,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +83,79 @@ def kubetrain(workers: int, epochs: int, storage: str) -> tuple[float, float]:
     return sum(h["epoch_seconds"] for h in hist[1:]) / (steps * (epochs - 1)), wall
 
 
+TRAINING_WORKER = "ray::RayTrainWorker"
+
+
+def _ray_process_name(argv: list[str]) -> str | None:
+    """ "ray::TrainController" for Ray's workers and actors, "raylet" or "log_monitor.py" for its
+    daemons; None for any other process."""
+    if argv[0].startswith("ray::"):
+        return argv[0].split()[0].split(".")[0]
+    ray_paths = [Path(a).name for a in argv[:3] if "/ray/" in a]
+    return ray_paths[0] if ray_paths else None
+
+
+def _cpu_by_process() -> dict[int, tuple[str, float]]:
+    """pid -> (Ray process name, CPU seconds so far), for this machine's Ray processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, float]] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode().split("\0")
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        name = _ray_process_name(argv)
+        if name is None:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        found[int(proc.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+class RayCpu:
+    """Samples Ray's processes every second while a run trains; `background()` gives the cores
+    used by all but the training workers, over the last stretch in which the workers trained."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, dict[int, tuple[str, float]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.samples.append((time.monotonic(), _cpu_by_process()))
+
+    def __enter__(self) -> RayCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def background(self, window_s: float = 10.0) -> tuple[float, dict[str, float]]:
+        """(cores used by Ray's non-training processes, those cores by process name)."""
+
+        def workers(i: int) -> float:
+            return sum(c for n, c in self.samples[i][1].values() if n == TRAINING_WORKER)
+
+        # Samples at which the workers were busy (over a core between this one and the next).
+        busy = [i for i in range(len(self.samples) - 1) if workers(i + 1) - workers(i) > 1.0]
+        if not busy:
+            return float("nan"), {}
+        end = busy[-1]
+        start = next(i for i in busy if self.samples[end][0] - self.samples[i][0] <= window_s)
+        (t0, first), (t1, last) = self.samples[start], self.samples[end]
+        used: dict[str, float] = defaultdict(float)
+        for pid, (name, cpu) in last.items():
+            if name != TRAINING_WORKER and pid in first:
+                used[name] += (cpu - first[pid][1]) / max(t1 - t0, 1e-9)
+        return sum(used.values()), dict(used)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=6)
@@ -86,13 +166,17 @@ def main() -> None:
 
     start_ray(LocalCluster())  # once: Ray's own start-up is reported separately below
     rows: dict[str, list[tuple[float, float]]] = {}
+    background: list[tuple[float, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as storage:
         for i in range(args.repeats):  # interleaved so drift in machine load hits both alike
             for workers in (1, 2):
                 rows.setdefault(f"plain-{workers}", []).append(plain(workers, args.epochs))
-                rows.setdefault(f"kubetrain-{workers}", []).append(
-                    kubetrain(workers, args.epochs, f"{storage}/{i}")
-                )
+                with RayCpu() as ray_cpu:
+                    rows.setdefault(f"kubetrain-{workers}", []).append(
+                        kubetrain(workers, args.epochs, f"{storage}/{i}")
+                    )
+                if workers == 2:
+                    background.append(ray_cpu.background())
 
     def step(key: str) -> float:
         return statistics.median(r[0] for r in rows[key])
@@ -105,15 +189,31 @@ def main() -> None:
     print(f"{'':14}{'ms/step':>10}{'wall s':>10}")
     for key in rows:
         print(f"{key:14}{step(key) * 1000:10.2f}{wall(key):10.1f}")
+
+    def paired(w: int) -> float:
+        return statistics.median(
+            k[0] / p[0] for k, p in zip(rows[f"kubetrain-{w}"], rows[f"plain-{w}"], strict=True)
+        )
+
     for w in (1, 2):
         print(f"per-step overhead vs plain DDP, {w} worker(s): "
-              f"{step(f'kubetrain-{w}') / step(f'plain-{w}'):.3f}  (target ≤ 1.03)")  # fmt: skip
+              f"{step(f'kubetrain-{w}') / step(f'plain-{w}'):.3f}  (target ≤ 1.03; "
+              f"median of paired ratios {paired(w):.3f})")  # fmt: skip
         print(f"wall-time ratio vs torchrun, {w} worker(s):     "
               f"{wall(f'kubetrain-{w}') / wall(f'plain-{w}'):.2f}")  # fmt: skip
     print(f"2 workers / 1 worker throughput, kubetrain:   "
           f"{step('kubetrain-1') / step('kubetrain-2') * 2:.2f}x")  # fmt: skip
     print(f"2 workers / 1 worker throughput, plain DDP:   "
           f"{step('plain-1') / step('plain-2') * 2:.2f}x")  # fmt: skip
+    cores = statistics.median(b[0] for b in background)
+    by_name: dict[str, float] = defaultdict(float)
+    for _, used in background:
+        for name, share in used.items():
+            by_name[name] += share / len(background)
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:8]
+    print(f"Ray's own processes while 2 workers trained: {cores * 100:.1f}% of a core "
+          f"({cores / (os.cpu_count() or 1) * 100:.1f}% of this machine): "
+          + ", ".join(f"{n} {v * 100:.1f}%" for n, v in top))  # fmt: skip
 
 
 if __name__ == "__main__":
