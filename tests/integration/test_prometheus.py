@@ -80,12 +80,24 @@ def prometheus(tmp_path: Path, metrics_port: int) -> Iterator[Prometheus]:
     proc.wait(timeout=30)
 
 
+# Whatever the backend, the same series: the training loop records them, not the engine.
+BACKENDS = {
+    "ddp": {"workers": 2},
+    "deepspeed-zero2": {"workers": 2, "backend": "deepspeed", "deepspeed": {"zeroStage": 2}},
+}
+
+
+@pytest.mark.parametrize("distributed", BACKENDS.values(), ids=BACKENDS.keys())
 def test_prometheus_scrapes_every_worker(
-    ray_cluster: None, prometheus: Prometheus, metrics_port: int, tmp_path: Path
+    ray_cluster: None,
+    prometheus: Prometheus,
+    metrics_port: int,
+    tmp_path: Path,
+    distributed: dict[str, Any],
 ) -> None:
     sink = RecordingSink()
     job = make_job(
-        distributed={"workers": 2},
+        distributed=distributed,
         training={"epochs": 25},
         metrics={"enabled": True, "port": metrics_port},
         checkpoint={"storagePath": str(tmp_path), "everyEpochs": 5},
