@@ -180,7 +180,7 @@ class Kube:
         """Creates `obj` in its namespace. True if created, False if it already existed (409)."""
         meta = obj["metadata"]
         try:
-            # The answer echoes the object back; decoding 300 pods of it cost more than sending.
+            # The answer echoes the whole object back, and nothing reads it: not worth decoding.
             self._call("POST", _path(obj["kind"], meta["namespace"]), body=obj, decode=False)
         except ApiError as exc:
             if exc.status == 409 and exc.reason == "AlreadyExists":

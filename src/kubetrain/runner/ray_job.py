@@ -103,7 +103,7 @@ class LocalCluster:
 _CONTROLLER_POLL_S = "0.25"
 # Ray Train's preemption watcher follows node drains (spot reclaim, autoscaler scale-down) on a
 # real cluster. A local one has none, and the watcher's actor boots (~2 CPU-seconds) just as the
-# workers start training: on 2 cores that took 13% of the machine from a short job's first epochs.
+# workers start training: with 2 workers on 2 cores it took 13% of a core from their epochs.
 _PREEMPTION_WATCHER = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 
 
