@@ -46,9 +46,10 @@ def test_image_pull_error_is_named_at_once_then_fails(jobs: Jobs, kubelet: Kubel
     )
     assert time.monotonic() - started < SECONDS
     assert "pod img-worker-0 container worker" in ready["message"]
-    _warned(jobs, "img", "ErrImagePull", "img-worker-0", "kubetrain/trainer:missing")
-    # The operator under test has a 3 s grace for image pulls.
+    # The operator under test has a 3 s grace for image pulls: back off at once, as a kubelet
+    # does, so that the grace runs out on ImagePullBackOff however long the checks below take.
     kubelet.waiting("img-worker-0", "ImagePullBackOff", "Back-off pulling image")
+    _warned(jobs, "img", "ErrImagePull", "img-worker-0", "kubetrain/trainer:missing")
     failed = _failed(jobs, "img", "ImagePullBackOff")
     assert "pod img-worker-0 container worker" in failed["message"]
 
