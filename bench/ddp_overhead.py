@@ -29,6 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from cpu_time import cpu_seconds  # bench/, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -97,21 +99,16 @@ def _ray_process_name(argv: list[str]) -> str | None:
 
 def _cpu_by_process() -> dict[int, tuple[str, float]]:
     """pid -> (Ray process name, CPU seconds so far), for this machine's Ray processes."""
-    tick = os.sysconf("SC_CLK_TCK")
     found: dict[int, tuple[str, float]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            argv = (proc / "cmdline").read_bytes().decode().split("\0")
-            stat = (proc / "stat").read_text()
+            name = _ray_process_name((proc / "cmdline").read_bytes().decode().split("\0"))
+            if name is not None:
+                found[int(proc.name)] = (name, cpu_seconds(int(proc.name)))
         except OSError:
-            continue
-        name = _ray_process_name(argv)
-        if name is None:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        found[int(proc.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+            continue  # the process ended while we looked
     return found
 
 

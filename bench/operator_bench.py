@@ -46,6 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "operator")]
 
+from cpu_time import cpu_seconds  # noqa: E402  (bench/, beside this script)
 from kubetrain.api import GROUP, PLURAL, VERSION  # noqa: E402
 from kubetrain_operator.kube import MERGE_PATCH, Kube, api_client  # noqa: E402
 
@@ -127,12 +128,6 @@ def percentile(values: list[float], q: float) -> float:
     k = (len(ordered) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def component_pids(cluster_dir: str) -> dict[str, int]:
