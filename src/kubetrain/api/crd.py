@@ -37,6 +37,11 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+def _defaults_to_none(node: JsonSchema) -> bool:
+    """An optional field: pydantic gives it `default: null`, and absent means "off"."""
+    return "default" in node and node["default"] is None
+
+
 def _resolve(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
     """Inline a `$ref` (or a single-element allOf wrapping one), keeping sibling keys."""
     if "$ref" in node:
@@ -58,17 +63,17 @@ def _structural(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
         if len(options) != 1:
             raise ValueError(f"cannot express a union in a structural schema: {node['anyOf']}")
         merged = {**_resolve(options[0], defs), **{k: v for k, v in node.items() if k != "anyOf"}}
-        if merged.get("default", 0) is None:
+        if _defaults_to_none(merged):
             del merged["default"]
         return _structural(merged, defs)
 
-    optional: set[str] = set()  # fields that default to None: absent means "off"
+    optional: set[str] = set()
     for key, value in node.items():
         if key in _DROP_KEYS:
             continue
         if key == "properties":
             out["properties"] = {name: _structural(sub, defs) for name, sub in value.items()}
-            optional = {name for name, sub in value.items() if sub.get("default", 0) is None}
+            optional = {name for name, sub in value.items() if _defaults_to_none(sub)}
         elif key == "items":
             out["items"] = _structural(value, defs)
         elif key == "prefixItems":
