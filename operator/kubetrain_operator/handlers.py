@@ -10,6 +10,7 @@ The runtime comes in through kopf's memo (`memo.runtime`), built by `__main__`.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -106,9 +107,16 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def keep_job_reconciled(
-    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+    stopped: kopf.DaemonStopped,
+    namespace: str | None,
+    name: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    await _runtime(memo).keep_reconciled(JobKey(namespace or "", name), stopped)
+    # kopf keeps `body` up to date in place: the first pass gets a copy of it as it is now.
+    seen = copy.deepcopy(dict(body))
+    await _runtime(memo).keep_reconciled(JobKey(namespace or "", name), stopped, seen)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -118,18 +118,27 @@ class Reconciler:
 
     # ------------------------------------------------------------------ the pass
 
-    def reconcile(self, key: JobKey) -> Outcome:
+    def reconcile(self, key: JobKey, seen: Obj | None = None) -> Outcome:
+        """One pass. `seen`: the job as a watch event showed it, if the caller has it.
+
+        A job no operator has touched yet (no status at all) needs nothing read back: it has no
+        pods of its own but those a crashed operator made before any status write, and creating
+        those again finds them (409). So its first pass goes by `seen` and makes no GET and no
+        pod list: when 100 jobs arrive at once those reads sit between each job and its pods.
+        Any other pass reads the job and its pods afresh.
+        """
         started = time.perf_counter()
         try:
-            return self._reconcile(key)
+            untouched = seen if seen is not None and not seen.get("status") else None
+            return self._reconcile(key, untouched)
         except Exception:
             self.metrics.reconcile_errors.inc()
             raise
         finally:
             self.metrics.reconcile.observe(time.perf_counter() - started)
 
-    def _reconcile(self, key: JobKey) -> Outcome:
-        raw = self.kube.get_job(namespace=key.namespace, name=key.name)
+    def _reconcile(self, key: JobKey, untouched: Obj | None) -> Outcome:
+        raw = untouched or self.kube.get_job(namespace=key.namespace, name=key.name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             return Outcome(gone=True)
         meta = raw["metadata"]
@@ -143,11 +152,10 @@ class Reconciler:
         except InvalidTrainingJob as exc:
             invalid = "; ".join(exc.problems)
 
-        pods = [
-            view
-            for p in self.kube.list_pods(namespace=key.namespace, selector=pod_selector(key.name))
-            if (view := PodView(p)).owned_by(uid)
-        ]
+        listed = [] if untouched else self.kube.list_pods(
+            namespace=key.namespace, selector=pod_selector(key.name)
+        )  # fmt: skip
+        pods = [view for p in listed if (view := PodView(p)).owned_by(uid)]
         now = self.clock()
 
         if job is None:

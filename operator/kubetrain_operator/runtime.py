@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.metrics import Metrics
@@ -26,6 +26,8 @@ from kubetrain_operator.reconcile import JobKey, Outcome, Reconciler
 from kubetrain_operator.slots import PrioritySlots
 
 log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
 
 # Seconds between retries of a pass that raised (an API server hiccup), doubling up to the cap.
 _ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -66,18 +68,23 @@ class Runtime:
         started = list(self.in_flight.values())
         return time.monotonic() - min(started) if started else 0.0
 
-    async def _pass(self, key: JobKey, priority: int) -> Outcome:
+    async def _pass(self, key: JobKey, priority: int, seen: Obj | None) -> Outcome:
         loop = asyncio.get_running_loop()
         await self.slots.acquire(priority)
         self.in_flight[key] = time.monotonic()
         try:
-            return await loop.run_in_executor(self.executor, self.reconciler.reconcile, key)
+            return await loop.run_in_executor(self.executor, self.reconciler.reconcile, key, seen)
         finally:
             self.in_flight.pop(key, None)
             self.slots.release()
 
-    async def keep_reconciled(self, key: JobKey, stopped: StopFlag) -> None:
-        """Reconciles `key` until the job is gone or `stopped` is set."""
+    async def keep_reconciled(
+        self, key: JobKey, stopped: StopFlag, seen: Obj | None = None
+    ) -> None:
+        """Reconciles `key` until the job is gone or `stopped` is set.
+
+        `seen`: the job as the event that started the loop showed it, for the first pass only.
+        """
         waker = self.wakers[key] = asyncio.Event()
         failures = 0
         priority = FIRST_PASS
@@ -85,8 +92,8 @@ class Runtime:
             while not stopped:
                 waker.clear()
                 try:
-                    outcome = await self._pass(key, priority)
-                    priority = LATER_PASS
+                    outcome = await self._pass(key, priority, seen)
+                    priority, seen = LATER_PASS, None
                     failures = 0
                 except Exception as exc:
                     delay = _ERROR_BACKOFF[min(failures, len(_ERROR_BACKOFF) - 1)]

@@ -31,6 +31,7 @@ class FakeKube:
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
         self.create_calls: list[tuple[str, str]] = []  # (kind, name), also those that found it
+        self.reads: list[tuple[str, str]] = []  # (kind, name or selector)
         self.refuse_pods: str | None = None  # make pod creation fail with 422
         self.unlisted_pods: set[str] = set()  # pods a stale list does not show yet
         self._uids = itertools.count(1)
@@ -49,6 +50,7 @@ class FakeKube:
 
     # the Kube interface
     def get_job(self, *, namespace: str, name: str) -> Obj | None:
+        self.reads.append(("TrainingJob", name))
         found = self.objects.get(("TrainingJob", namespace, name))
         return copy.deepcopy(found) if found else None
 
@@ -65,6 +67,7 @@ class FakeKube:
         self.objects.pop(("TrainingJob", namespace, name), None)
 
     def list_pods(self, *, namespace: str, selector: str) -> list[Obj]:
+        self.reads.append(("Pod", selector))
         key, _, value = selector.partition("=")
         return [
             copy.deepcopy(p)

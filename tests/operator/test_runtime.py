@@ -34,12 +34,14 @@ class ScriptedReconciler:
     def __init__(self, *outcomes: Outcome) -> None:
         self.outcomes = list(outcomes)
         self.calls = 0
+        self.seen: list[object] = []
         self.hold = threading.Event()
         self.hold.set()
         self.entered = threading.Event()
 
-    def reconcile(self, key: JobKey) -> Outcome:
+    def reconcile(self, key: JobKey, seen: object = None) -> Outcome:
         self.calls += 1
+        self.seen.append(seen)
         self.entered.set()
         self.hold.wait(5)
         if self.outcomes:
@@ -74,6 +76,16 @@ def test_gone_ends_the_loop() -> None:
         rt = runtime(r)
         await asyncio.wait_for(rt.keep_reconciled(KEY, Stop()), 5)
         assert r.calls == 1 and KEY not in rt.wakers
+
+    asyncio.run(main())
+
+
+def test_only_the_first_pass_gets_the_job_as_the_event_showed_it() -> None:
+    async def main() -> None:
+        r = ScriptedReconciler(Outcome(requeue_after=0), Outcome(gone=True))
+        body = {"metadata": {"name": "t"}}
+        await asyncio.wait_for(runtime(r).keep_reconciled(KEY, Stop(), body), 5)
+        assert r.seen == [body, None]  # later passes read the job afresh
 
     asyncio.run(main())
 
@@ -127,7 +139,7 @@ def test_an_idle_job_waits_for_a_poke() -> None:
 
 def test_a_failing_pass_is_retried_with_backoff() -> None:
     class Flaky(ScriptedReconciler):
-        def reconcile(self, key: JobKey) -> Outcome:
+        def reconcile(self, key: JobKey, seen: object = None) -> Outcome:
             self.calls += 1
             if self.calls == 1:
                 raise ConnectionError("API server unreachable")
@@ -154,7 +166,7 @@ def test_new_jobs_first_passes_go_before_later_passes() -> None:
             self.calls: list[str] = []
             self.gate = threading.Semaphore(0)
 
-        def reconcile(self, key: JobKey) -> Outcome:
+        def reconcile(self, key: JobKey, seen: object = None) -> Outcome:
             n = 1 + sum(c.startswith(key.name) for c in self.calls)
             self.calls.append(f"{key.name}{n}")
             self.gate.acquire(timeout=5)
