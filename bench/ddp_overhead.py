@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,18 +51,27 @@ def job(workers: int, epochs: int) -> dict[str, Any]:
     }
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def plain(workers: int, epochs: int) -> tuple[float, float]:
     """(seconds per step after warm-up, wall seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         started = time.perf_counter()
-        subprocess.run(
+        # A port of its own each time: the last run's may still be in TIME_WAIT.
+        done = subprocess.run(
             [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={workers}",
-             "--master_port=29533", str(ROOT / "bench" / "plain_ddp.py"),
+             f"--master_port={free_port()}", str(ROOT / "bench" / "plain_ddp.py"),
              json.dumps(job(workers, epochs))],
-            check=True, env=os.environ | {"PLAIN_DDP_OUT": str(out), "OMP_NUM_THREADS": "1"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=os.environ | {"PLAIN_DDP_OUT": str(out), "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"plain DDP ({workers} workers) failed:\n{done.stderr[-3000:]}")
         wall = time.perf_counter() - started
         data = json.loads(out.read_text())
     return sum(data["epoch_seconds"][1:]) / (data["steps_per_epoch"] * (epochs - 1)), wall
