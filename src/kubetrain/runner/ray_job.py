@@ -138,7 +138,7 @@ def _cpu_count(value: str) -> float:
 def build_trainer(
     job: TrainingJob,
     storage: Storage,
-    channel: Any,
+    channel: ProgressChannel,
     *,
     metrics_port_per_rank: bool,
     worker_resources: Mapping[str, float] | None = None,
@@ -175,26 +175,15 @@ def build_trainer(
     )
 
 
-def channel_options(driver_node: str) -> dict[str, Any]:
-    """The progress channel lives beside the driver, never on a worker's node: a 0-CPU actor may
-    land anywhere, and losing a worker pod would take the channel and the run's reporting with it
-    (Ray Train's controller then fails the whole run instead of resuming)."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    return {
-        "num_cpus": 0,
-        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=driver_node, soft=False),
-    }
+# Seconds between the driver's looks for new reports: a GCS read each, and the delay of a line.
+_REPORT_POLL_S = 0.25
 
 
-def open_channel(driver_node: str) -> Any:
-    """The actor that carries progress from Ray Train's controller to this driver."""
-    return ray.remote(ProgressChannel).options(**channel_options(driver_node)).remote()
-
-
-def _drain(channel: Any, sink: ProgressSink, eta: EtaEstimator, seen: list[EpochReport]) -> None:
-    """Shows what the channel holds; returns after a second without news."""
-    while (item := ray.get(channel.next.remote(1.0))) is not None:
+def _show(
+    channel: ProgressChannel, sink: ProgressSink, eta: EtaEstimator, seen: list[EpochReport]
+) -> None:
+    """Shows what arrived on the channel."""
+    for item in channel.take():
         if isinstance(item, EpochReport):
             seen.append(item)
             sink.on_epoch(item, eta.eta(item))
@@ -224,9 +213,9 @@ def run_job(
     workers_cpu = spec.distributed.workers * _cpu_count(spec.distributed.resources_per_worker.cpu)
     start_ray(cluster, workers_cpu)
     storage = resolve(spec.checkpoint)
-    channel = open_channel(ray.get_runtime_context().get_node_id())
 
     def fit_once() -> Any:
+        channel = ProgressChannel()  # one per fit: the controller's copy numbers from 0
         trainer = build_trainer(
             job,
             storage,
@@ -282,7 +271,7 @@ def run_job(
 
 def _fit(
     trainer: TorchTrainer,
-    channel: Any,
+    channel: ProgressChannel,
     sink: ProgressSink,
     eta: EtaEstimator,
     seen: list[EpochReport],
@@ -299,9 +288,9 @@ def _fit(
     thread = threading.Thread(target=fit, name="kubetrain-fit", daemon=True)
     thread.start()
     while thread.is_alive():
-        _drain(channel, sink, eta, seen)
-    thread.join()
-    _drain(channel, sink, eta, seen)
+        _show(channel, sink, eta, seen)
+        thread.join(_REPORT_POLL_S)
+    _show(channel, sink, eta, seen)  # the callbacks have run: the last reports are in
     if "error" in outcome:
         raise JobFailed(_explain(outcome["error"]))
     return outcome["result"]
