@@ -5,13 +5,16 @@ Everything is measured in this one run, on this machine, with the same model, da
   - wall-time ratio: whole job, start-up included (Ray's start-up is most of it on 2 cores);
   - scaling: 2-worker / 1-worker throughput;
   - where a per-step overhead comes from when the workers fill every core: the CPU that Ray's
-    own processes (raylet, GCS, Ray Train's controller and helper actors, our progress channel)
-    use while the workers train. Plain torchrun starts none of them.
-The first epoch is excluded from per-step times (warm-up: allocator, gloo connections). Each
+    own processes (raylet, GCS, Ray Train's controller and helper actors) use while the workers
+    train. Plain torchrun starts none of them.
+The first epoch is excluded from per-step times (warm-up: allocator, gloo connections). 20
+epochs by default: an epoch of digits is ~0.5 s here, and Ray Train boots helper actors
+(~1-2 CPU-seconds of imports each) while the first epochs run; over 6 epochs those boots were
+most of what the per-step figure measured, not the steady state it is meant to. Each
 repeat runs plain and kubetrain back to back; besides the ratio of the medians, the median of
 those paired ratios is printed (this VM's speed drifts by 10-20% from minute to minute).
 
-    python bench/ddp_overhead.py [--epochs 6] [--repeats 2]
+    python bench/ddp_overhead.py [--epochs 20] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -165,8 +168,8 @@ class RayCpu:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     from kubetrain.runner import LocalCluster, start_ray
