@@ -176,7 +176,7 @@ def build_trainer(
 
 
 # Seconds between the driver's looks for new reports: a GCS read each, and the delay of a line.
-_REPORT_POLL_S = 0.25
+_REPORT_POLL_S = 0.5
 
 
 def _show(
