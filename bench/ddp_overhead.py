@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cpu_time import cpu_seconds  # bench/, beside this script
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,12 +52,6 @@ def job(workers: int, epochs: int) -> dict[str, Any]:
             "checkpoint": {"everyEpochs": 1000},
         },
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def plain(workers: int, epochs: int) -> tuple[float, float]:

@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "operator")]
 from cpu_time import cpu_seconds  # noqa: E402  (bench/, beside this script)
 from kubetrain.api import GROUP, PLURAL, VERSION  # noqa: E402
 from kubetrain_operator.kube import MERGE_PATCH, Kube, api_client  # noqa: E402
+from ports import free_port  # noqa: E402
 
 # The bench's own cluster: (flag, variable of e2e/cluster.sh, default).
 CLUSTER_SETTINGS = (
@@ -113,12 +113,6 @@ def wait_gone(kube: Kube, what: str, exists: Any, timeout: float = 300.0) -> Non
         if time.monotonic() > deadline:
             raise SystemExit(f"{what} is still there after {timeout:.0f} s")
         time.sleep(0.5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
