@@ -105,9 +105,9 @@ def test_an_event_of_a_job_already_started_is_not_trusted(kube: FakeKube) -> Non
     settle(reconciler(kube))
     kube.writes.clear()
     restarted = reconciler(kube)
-    settle_from = restarted.reconcile(KEY, seen=job(kube))
+    out = restarted.reconcile(KEY, seen=job(kube))
     assert ("Pod", "kubetrain.io/job-name=t") in kube.reads
-    assert settle_from.action is not Action.CREATE
+    assert out.action is not Action.CREATE
     assert kube.writes == []
 
 

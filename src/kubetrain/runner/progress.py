@@ -157,13 +157,14 @@ class ProgressChannel:
     def take(self) -> list[EpochReport | WorkerFailure]:
         """What was put since the last call, in order (removed from the store)."""
         items: list[EpochReport | WorkerFailure] = []
-        while (
-            raw := internal_kv._internal_kv_get(self._key(self._taken), namespace=_KV)
-        ) is not None:
+        while True:
+            key = self._key(self._taken)
+            raw = internal_kv._internal_kv_get(key, namespace=_KV)
+            if raw is None:
+                return items
             items.append(pickle.loads(raw))
-            internal_kv._internal_kv_del(self._key(self._taken), namespace=_KV)
+            internal_kv._internal_kv_del(key, namespace=_KV)
             self._taken += 1
-        return items
 
 
 class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]
