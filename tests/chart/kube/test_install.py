@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,10 +186,11 @@ def test_the_operator_runs_a_job_with_only_the_charts_rbac(
         assert "rbac-driver" in roles  # the per-job Role: the operator may grant what it holds
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{watched}/{PLURAL}/rbac"
         kube._call("DELETE", path)
-        wait_for("the job to go (its finalizer removed)", lambda: jobs.get("rbac") is None)
+        wait_for("the job to go", lambda: jobs.get("rbac") is None)
         log = operator.log()
         assert "Traceback" not in log, log
-        assert "403" not in log and "Forbidden" not in log, log
+        # A word of its own: a namespace's random suffix may hold the digits 403.
+        assert not re.search(r"\b403\b", log) and "Forbidden" not in log, log
     finally:
         if operator is not None:
             operator.stop()
