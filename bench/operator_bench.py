@@ -48,6 +48,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "operator")]
 from cpu_time import cpu_seconds  # noqa: E402  (bench/, beside this script)
 from kubetrain.api import GROUP, PLURAL, VERSION  # noqa: E402
 from kubetrain_operator.kube import MERGE_PATCH, Kube, api_client  # noqa: E402
+from kubetrain_operator.render.install import operator_rules  # noqa: E402
 from ports import free_port  # noqa: E402
 
 # The bench's own cluster: (flag, variable of e2e/cluster.sh, default).
@@ -77,13 +78,53 @@ def apply_crd(kube: Kube) -> None:
         time.sleep(0.2)
 
 
+def operator_kubeconfig(kube: Kube, ns: str, path: Path) -> Path:
+    """A kubeconfig for the operator as the chart runs it: its own ServiceAccount, bound to the
+    chart's rules (render/install.py), with a token. Not the admin's client certificate: the API
+    server verifies a certificate chain on every request, and caches a token's review (a CPU
+    profile of the burst put 8.6% of the API server in certificate checks)."""
+    account, role = "kubetrain-operator", f"kubetrain-bench-operator-{ns}"
+    kube._call("POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
+               body={"metadata": {"name": account}})  # fmt: skip
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    kube._call("POST", f"{rbac}/clusterroles",
+               body={"metadata": {"name": role}, "rules": operator_rules()})  # fmt: skip
+    kube._call("POST", f"{rbac}/clusterrolebindings", body={
+        "metadata": {"name": role},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns}],
+    })  # fmt: skip
+    answer = kube._call(
+        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{account}/token",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+              "spec": {"expirationSeconds": 3600}},
+    )  # fmt: skip
+    assert answer is not None
+    cfg = kube.api.configuration
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+        "clusters": [{"name": "bench", "cluster": {
+            "server": cfg.host, "certificate-authority": cfg.ssl_ca_cert}}],
+        "users": [{"name": account, "user": {"token": answer["status"]["token"]}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "bench", "user": account}}],
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def drop_operator_rbac(kube: Kube, ns: str) -> None:
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    for kind in ("clusterrolebindings", "clusterroles"):
+        kube._call("DELETE", f"{rbac}/{kind}/kubetrain-bench-operator-{ns}")
+
+
 def jobs_path(ns: str) -> str:
     return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}"
 
 
 def release_jobs(kube: Kube, ns: str) -> None:
-    """Drops the operator's finalizer from every job left in `ns` (no operator runs any more),
-    so that deleting the namespace can finish."""
+    """Drops any finalizer from the jobs left in `ns`, so that deleting the namespace can finish:
+    an operator from before nofinalizer.py (`--operator-root`) puts kopf's on every job."""
     for job in (kube._call("GET", jobs_path(ns)) or {}).get("items", []):
         if job["metadata"].get("finalizers"):
             kube._call(
@@ -93,8 +134,8 @@ def release_jobs(kube: Kube, ns: str) -> None:
 
 
 def delete_namespace(kube: Kube, ns: str, operator: subprocess.Popen[bytes] | None) -> None:
-    """Deletes the bench's namespace. The jobs carry the operator's finalizer: the operator, if
-    it still runs, releases them; whatever it leaves is released by hand."""
+    """Deletes the bench's namespace: the jobs first, while the operator still runs (an older
+    one releases its finalizers), then whatever is left, released by hand."""
     if operator is not None and operator.poll() is None:
         kube._call("DELETE", jobs_path(ns))
         with contextlib.suppress(SystemExit):
@@ -217,6 +258,11 @@ def main() -> int:
         "--operator-arg", action="append", default=[], metavar="ARG",
         help="one more argument for the operator (repeatable), e.g. --operator-arg=--threads=8",
     )  # fmt: skip
+    p.add_argument(
+        "--operator-identity", choices=("serviceaccount", "admin"), default="serviceaccount",
+        help="serviceaccount (default): the operator runs as the chart runs it, a ServiceAccount"
+        " token bound to its rules; admin: with the bench's admin kubeconfig (client certificate)",
+    )  # fmt: skip
     cluster = p.add_argument_group("the bench's own cluster (without --kubeconfig)")
     for flag, variable, default in CLUSTER_SETTINGS:
         cluster.add_argument(
@@ -272,9 +318,14 @@ def measure(args: argparse.Namespace, kubeconfig: str) -> dict[str, Any]:
 
     metrics_port, health_port = free_port(), free_port()
     root = args.operator_root.resolve()
-    log = Path(tempfile.mkdtemp(prefix="operator-bench-")) / "operator.log"
+    workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
+    log = workdir / "operator.log"
+    operator_config = kubeconfig
+    if args.operator_identity == "serviceaccount":
+        operator_config = str(operator_kubeconfig(kube, ns, workdir / "operator.kubeconfig"))
     operator = subprocess.Popen(
-        [sys.executable, "-m", "kubetrain_operator", "--kubeconfig", kubeconfig, "--standalone",
+        [sys.executable, "-m", "kubetrain_operator", "--kubeconfig", operator_config,
+         "--standalone",
          "--namespace", ns, "--metrics-port", str(metrics_port), "--health-port", str(health_port),
          "--bind", "127.0.0.1", "--log-level", args.operator_log_level, *args.operator_arg],
         stdout=log.open("wb"), stderr=subprocess.STDOUT,
@@ -403,6 +454,7 @@ def measure(args: argparse.Namespace, kubeconfig: str) -> dict[str, Any]:
             delete_namespace(kube, ns, operator)
         except SystemExit as exc:  # the figures are still worth printing
             print(f"cleanup: {exc}", file=sys.stderr)
+        drop_operator_rbac(kube, ns)
 
     return {
         "jobs": args.jobs,
@@ -423,6 +475,7 @@ def measure(args: argparse.Namespace, kubeconfig: str) -> dict[str, Any]:
         "pods_running_to_status_running_p50_s": round(percentile(to_running, 0.5), 3),
         "pods_running_to_status_running_p99_s": round(percentile(to_running, 0.99), 3),
         "operator_peak_rss_mib": round(peak_kib / 1024, 1),
+        "operator_identity": args.operator_identity,
         "cpu_seconds_during_burst": cpu,
         "burst_wall_seconds": round(burst_seconds, 2),
         "load_average_before": round(load_before, 2),
@@ -434,7 +487,8 @@ def report(figures: dict[str, Any]) -> None:
     cpu: dict[str, float] = figures["cpu_seconds_during_burst"]
     print(f"kubetrain operator benchmark: {figures['jobs']} TrainingJobs x"
           f" {figures['pods_per_job']} pods, {figures['cpus']} CPUs,"
-          " real kube-apiserver + etcd")  # fmt: skip
+          " real kube-apiserver + etcd; the operator as"
+          f" {figures['operator_identity']}")  # fmt: skip
     print(f"  applied all jobs in                 {figures['apply_all_seconds']:.2f} s")
     print(f"  apply -> all pods created   p50     {figures['pods_created_p50_s']:.3f} s"
           "   (target < 1 s)")  # fmt: skip
