@@ -218,14 +218,7 @@ def namespace(kubectl: Kubectl, operator: Operator) -> Iterator[str]:
     wait_for("the default ServiceAccount", lambda: kubectl.get("sa", "default", namespace=name),
              timeout=60)  # fmt: skip
     yield name
-    # The jobs first, while the operator still runs: it takes its finalizer off each.
-    try:
-        kubectl.run("delete", "trainingjobs", "--all", "-n", name, "--timeout=120s")
-    except KubectlError:
-        # No operator to do it (a test uninstalled it, or it is broken): the harness must.
-        for job in kubectl.items("trainingjobs", namespace=name):
-            kubectl.run("patch", "trainingjob", job["metadata"]["name"], "-n", name,
-                        "--type=merge", "-p", '{"metadata":{"finalizers":null}}')  # fmt: skip
+    # Jobs carry no finalizer: they go with their namespace, operator or not.
     kubectl.run("delete", "namespace", name, "--timeout=180s")
 
 

@@ -1,7 +1,7 @@
 """kopf handlers: thin, each one line of work handed to the runtime.
 
-- one daemon per TrainingJob runs its reconcile loop (kopf starts it for every job it sees,
-  stops it when the job is deleted, and pauses it when peering says another replica leads);
+- one daemon per TrainingJob runs its reconcile loop (kopf starts it for every job it sees and
+  pauses it when peering says another replica leads; the loop ends itself when its job goes);
 - watch events on a job or on its pods poke that loop;
 - all kopf settings are set in `configure`, with the reasons.
 
@@ -19,6 +19,7 @@ import kopf
 from kubetrain.api import GROUP, PLURAL, VERSION
 from kubetrain_operator.diffbase import NoDiffBase
 from kubetrain_operator.health import Probes, Servers
+from kubetrain_operator.nofinalizer import release_daemons
 from kubetrain_operator.reconcile import JobKey
 from kubetrain_operator.render import LABEL_JOB
 from kubetrain_operator.runtime import Runtime
@@ -55,8 +56,9 @@ def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.Co
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     runtime = _runtime(memo)
-    # The daemons need a finalizer (kopf stops a job's loop before the job goes away); ours
-    # is named after our group, so `kubectl get -o yaml` tells users whose it is.
+    # The job loops end themselves when their job goes (nofinalizer.py): no finalizer on jobs.
+    # kopf still needs the name, to take it off jobs an earlier version of us finalized.
+    release_daemons(kopf.get_default_registry())
     settings.persistence.finalizer = FINALIZER
     # kopf's default would also write status.kopf, which the CRD's structural schema prunes.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{GROUP}")
@@ -133,6 +135,7 @@ async def job_changed(
     runtime = _runtime(memo)
     if type == "DELETED":
         runtime.reconciler.forget(uid)
+        runtime.poke(JobKey(namespace or "", name))  # its loop ends at the pass this wakes
     elif meta.get("generation") != status.get("observedGeneration"):
         # Only a spec edit needs a pass. Our own status writes and the driver's progress
         # leave the generation as observed; reacting to them would double every pass.

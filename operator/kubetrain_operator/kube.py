@@ -27,6 +27,7 @@ Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 # Where each kind we create lives, relative to its namespace.
 _COLLECTIONS: dict[str, tuple[str, str]] = {
@@ -83,6 +84,26 @@ def _path(kind: str, namespace: str, name: str | None = None, sub: str | None = 
     return path
 
 
+def guarded_status_patch(uid: str, patch: Obj, *, has_status: bool) -> list[Obj]:
+    """A JSON patch (RFC 6902) that does what the merge patch `{"status": patch}` does to the
+    top-level keys of a status, if and only if the object's uid is `uid`.
+
+    None removes a key, as in a merge patch: the caller read it as present (a remove of an absent
+    key fails the patch). Without a status, the whole status is added.
+    """
+    ops: list[Obj] = [{"op": "test", "path": "/metadata/uid", "value": uid}]
+    if not has_status:
+        whole = {k: v for k, v in patch.items() if v is not None}
+        return [*ops, {"op": "add", "path": "/status", "value": whole}]
+    for key, value in patch.items():
+        pointer = "/status/" + key.replace("~", "~0").replace("/", "~1")
+        if value is None:
+            ops.append({"op": "remove", "path": pointer})
+        else:
+            ops.append({"op": "add", "path": pointer, "value": value})
+    return ops
+
+
 class Kube:
     def __init__(self, api: k8s.ApiClient, *, timeouts: Timeouts | None = None) -> None:
         self.api = api
@@ -128,17 +149,36 @@ class Kube:
         """The TrainingJob, or None if it does not exist (any more)."""
         return self._call("GET", _path("TrainingJob", namespace, name))
 
-    def patch_job_status(self, *, namespace: str, name: str, patch: Obj) -> Obj | None:
-        """Merge-patches `status` (no resourceVersion: disjoint writers never conflict).
+    def patch_job_status(
+        self, *, namespace: str, name: str, patch: Obj, uid: str | None = None,
+        has_status: bool = True,
+    ) -> Obj | None:  # fmt: skip
+        """Patches `status` with `patch`, merge-patch style: each top-level key is replaced, None
+        removes it. No resourceVersion: disjoint writers never conflict.
+
+        With `uid`, only the job with that uid: a job deleted and applied again under the same
+        name is another job (its own loop writes its status), and for this write it is gone. Then
+        the patch is a JSON patch that tests the uid first; `has_status` says whether the job
+        had a status when it was read (the JSON patch adds `/status` whole if not).
 
         Returns the updated job, or None if the job is gone.
         """
-        return self._call(
-            "PATCH",
-            _path("TrainingJob", namespace, name, "status"),
-            body={"status": patch},
-            content_type=MERGE_PATCH,
-        )
+        path = _path("TrainingJob", namespace, name, "status")
+        if uid is None:
+            return self._call("PATCH", path, body={"status": patch}, content_type=MERGE_PATCH)
+        try:
+            return self._call(
+                "PATCH", path, body=guarded_status_patch(uid, patch, has_status=has_status),
+                content_type=JSON_PATCH,
+            )  # fmt: skip
+        except ApiError as exc:
+            if exc.status != 422:
+                raise
+            # A failed test and a bad patch both answer 422: the job's uid tells them apart.
+            found = self.get_job(namespace=namespace, name=name)
+            if found is None or found["metadata"].get("uid") != uid:
+                return None
+            raise
 
     def delete_job(self, *, namespace: str, name: str, uid: str) -> None:
         """Deletes the job if it is still the one with `uid`; its objects go by garbage collection.
@@ -187,6 +227,10 @@ class Kube:
                 return False
             raise
         return True
+
+    def get(self, *, kind: str, namespace: str, name: str) -> Obj | None:
+        """One object of a kind we create, or None if there is none."""
+        return self._call("GET", _path(kind, namespace, name))
 
     def delete_pod(self, *, namespace: str, name: str, uid: str | None = None) -> None:
         """Deletes a pod; with `uid`, only that very pod, never a successor with the same name.

@@ -76,6 +76,21 @@ class Outcome:
     action: Action | None = None
 
 
+# Seconds between looks while an earlier job's objects of the same names are being collected.
+PREDECESSOR_POLL_SECONDS = 1.0
+
+
+class PredecessorObject(Exception):
+    """An object this job would create exists under its name but belongs to another job: an
+    earlier TrainingJob of the same name, deleted, whose objects garbage collection has not
+    removed yet. Taking it for ours would lose it to the collector moments later."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(
+            f"waiting for {kind} {name} of an earlier TrainingJob with this name to be deleted"
+        )
+
+
 @dataclass
 class _Frozen:
     """The spec the job's pods run with, as stored in its ConfigMap."""
@@ -118,8 +133,10 @@ class Reconciler:
 
     # ------------------------------------------------------------------ the pass
 
-    def reconcile(self, key: JobKey, seen: Obj | None = None) -> Outcome:
-        """One pass. `seen`: the job as a watch event showed it, if the caller has it.
+    def reconcile(self, key: JobKey, seen: Obj | None = None, *, uid: str | None = None) -> Outcome:
+        """One pass. `seen`: the job as a watch event showed it, if the caller has it. `uid`: the
+        job this pass is for; a job of the same name with another uid is a successor, and for
+        this pass (and its loop) the job is gone.
 
         A job no operator has touched yet (no status at all) needs nothing read back: it has no
         pods of its own but those a crashed operator made before any status write, and creating
@@ -130,17 +147,19 @@ class Reconciler:
         started = time.perf_counter()
         try:
             untouched = seen if seen is not None and not seen.get("status") else None
-            return self._reconcile(key, untouched)
+            return self._reconcile(key, untouched, uid)
         except Exception:
             self.metrics.reconcile_errors.inc()
             raise
         finally:
             self.metrics.reconcile.observe(time.perf_counter() - started)
 
-    def _reconcile(self, key: JobKey, untouched: Obj | None) -> Outcome:
+    def _reconcile(self, key: JobKey, untouched: Obj | None, bound_uid: str | None) -> Outcome:
         raw = untouched or self.kube.get_job(namespace=key.namespace, name=key.name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             return Outcome(gone=True)
+        if bound_uid is not None and raw["metadata"].get("uid") != bound_uid:
+            return Outcome(gone=True)  # deleted and applied again: the successor has its own loop
         meta = raw["metadata"]
         uid: str = meta["uid"]
         status = TrainingJobStatus.model_validate(raw.get("status") or {})
@@ -215,6 +234,10 @@ class Reconciler:
                     log.info("%s: created pods %s", key, ", ".join(
                         k.pod_name(key.name) for k in d.create))  # fmt: skip
                     return Outcome(requeue_after=0.0, action=d.action)
+            except PredecessorObject as exc:
+                # Nothing to decide until the collector is done; what was made stays ours.
+                log.info("%s: %s", key, exc)
+                return Outcome(requeue_after=PREDECESSOR_POLL_SECONDS, action=d.action)
             except ApiError as exc:
                 if exc.status not in (400, 422):
                     raise
@@ -243,8 +266,9 @@ class Reconciler:
         created_at = parse_time(raw["metadata"].get("creationTimestamp"))
         if patch:
             updated = self.kube.patch_job_status(
-                namespace=key.namespace, name=key.name, patch=patch
-            )
+                namespace=key.namespace, name=key.name, patch=patch, uid=uid,
+                has_status=bool(raw.get("status")),
+            )  # fmt: skip
             if updated is None:
                 return  # deleted meanwhile
             for event in events_for(old, new):
@@ -293,14 +317,14 @@ class Reconciler:
             # that exists proves the account did too, so no other pass asks for it again.
             for obj in support:
                 if obj["kind"] == "ServiceAccount":
-                    self.kube.create(obj)
+                    self._make(obj, job)
         workers_created = 0
         for pod_key in d.create:
             if pod_key.role is Role.HEAD:
-                self.kube.create(head_pod(job, attempt=attempt, settings=settings))
+                self._make(head_pod(job, attempt=attempt, settings=settings), job)
             else:
                 pod = worker_pod(job, pod_key.rank or 0, attempt=attempt, settings=settings)
-                workers_created += self.kube.create(pod)
+                workers_created += self._make(pod, job)
         if fresh and d.create:
             return False, workers_created
         if unconfirmed:
@@ -308,8 +332,23 @@ class Reconciler:
             self._freeze(job)
             for obj in support:
                 if obj["kind"] not in ("ConfigMap", "ServiceAccount"):
-                    self.kube.create(obj)
+                    self._make(obj, job)
         return True, workers_created
+
+    def _make(self, obj: Obj, job: TrainingJob) -> bool:
+        """Creates `obj`, owned by `job`. True if created; False if it exists and is the job's.
+
+        Raises PredecessorObject if what exists under that name belongs to another job (one
+        read, and only on a 409: a new job pays nothing for it).
+        """
+        if self.kube.create(obj):
+            return True
+        meta = obj["metadata"]
+        found = self.kube.get(kind=obj["kind"], namespace=meta["namespace"], name=meta["name"])
+        refs = (found or {}).get("metadata", {}).get("ownerReferences") or []
+        if not any(r.get("uid") == job.metadata.uid for r in refs):
+            raise PredecessorObject(obj["kind"], meta["name"])  # or gone since: look again
+        return False
 
     # ------------------------------------------------------------------ the frozen spec
 
@@ -327,7 +366,7 @@ class Reconciler:
         frozen = self._frozen.get(uid)
         if frozen is not None and frozen.spec == spec:
             return
-        if not self.kube.create(wanted):
+        if not self._make(wanted, job):
             self.kube.patch_config_map(
                 namespace=job.namespace,
                 name=config_map_name(job.name),

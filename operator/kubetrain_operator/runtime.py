@@ -1,6 +1,7 @@
 """The operator's moving parts, and the loop that keeps one job reconciled.
 
-Each TrainingJob gets one loop (run by a kopf daemon, so peering pauses it and deletion stops it).
+Each TrainingJob gets one loop, run by a kopf daemon (so peering pauses it), bound to the job's uid:
+it ends at the first pass that finds the job gone, being deleted, or replaced under the same name.
 The loop runs a reconcile pass in a worker thread, then sleeps until the pass's requeue time, a
 poke, or a stop. Pokes come from watch events on the job and on its pods; several pokes during a
 pass make one more pass, not several. Nothing about a job is reconciled by two threads at once.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -68,12 +70,14 @@ class Runtime:
         started = list(self.in_flight.values())
         return time.monotonic() - min(started) if started else 0.0
 
-    async def _pass(self, key: JobKey, priority: int, seen: Obj | None) -> Outcome:
+    async def _pass(self, key: JobKey, priority: int, seen: Obj | None, uid: str | None) -> Outcome:
         loop = asyncio.get_running_loop()
         await self.slots.acquire(priority)
         self.in_flight[key] = time.monotonic()
         try:
-            return await loop.run_in_executor(self.executor, self.reconciler.reconcile, key, seen)
+            return await loop.run_in_executor(
+                self.executor, functools.partial(self.reconciler.reconcile, key, seen, uid=uid)
+            )
         finally:
             self.in_flight.pop(key, None)
             self.slots.release()
@@ -83,8 +87,10 @@ class Runtime:
     ) -> None:
         """Reconciles `key` until the job is gone or `stopped` is set.
 
-        `seen`: the job as the event that started the loop showed it, for the first pass only.
+        `seen`: the job as the event that started the loop showed it, for the first pass only;
+        its uid binds the loop to that job.
         """
+        uid = (seen or {}).get("metadata", {}).get("uid")
         waker = self.wakers[key] = asyncio.Event()
         failures = 0
         priority = FIRST_PASS
@@ -92,7 +98,7 @@ class Runtime:
             while not stopped:
                 waker.clear()
                 try:
-                    outcome = await self._pass(key, priority, seen)
+                    outcome = await self._pass(key, priority, seen, uid)
                     priority, seen = LATER_PASS, None
                     failures = 0
                 except Exception as exc:

@@ -54,9 +54,12 @@ class FakeKube:
         found = self.objects.get(("TrainingJob", namespace, name))
         return copy.deepcopy(found) if found else None
 
-    def patch_job_status(self, *, namespace: str, name: str, patch: Obj) -> Obj | None:
+    def patch_job_status(
+        self, *, namespace: str, name: str, patch: Obj, uid: str | None = None,
+        has_status: bool = True,
+    ) -> Obj | None:  # fmt: skip
         job = self.objects.get(("TrainingJob", namespace, name))
-        if job is None:
+        if job is None or (uid is not None and job["metadata"]["uid"] != uid):
             return None
         self.writes.append(("patch", "TrainingJob/status", name))
         merge(job.setdefault("status", {}), patch)
@@ -101,6 +104,11 @@ class FakeKube:
         self.writes.append(("create", obj["kind"], meta["name"]))
         self.put(obj)
         return True
+
+    def get(self, *, kind: str, namespace: str, name: str) -> Obj | None:
+        self.reads.append((kind, name))
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found else None
 
     def delete_pod(self, *, namespace: str, name: str, uid: str | None = None) -> None:
         pod = self.objects.get(("Pod", namespace, name))

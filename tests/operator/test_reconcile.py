@@ -111,6 +111,78 @@ def test_an_event_of_a_job_already_started_is_not_trusted(kube: FakeKube) -> Non
     assert kube.writes == []
 
 
+def successor() -> dict[str, Any]:
+    """The job applied again under the same name: a new uid."""
+    new = api_job_dict(distributed={"workers": 2})
+    new["metadata"]["uid"] = "uid-successor"
+    return new
+
+
+def test_a_job_replaced_under_its_name_is_gone_for_the_old_loop(kube: FakeKube) -> None:
+    # Deleted and applied again: the old loop's pass leaves the successor to its own loop.
+    first_uid = job(kube)["metadata"]["uid"]
+    del kube.objects[("TrainingJob", "ml", "t")]
+    kube.put(successor())
+    assert job(kube)["metadata"]["uid"] != first_uid
+    out = reconciler(kube).reconcile(KEY, uid=first_uid)
+    assert out.gone
+    assert kube.writes == []
+
+
+def test_a_pass_in_flight_when_its_job_is_replaced_writes_no_status_into_the_successor(
+    kube: FakeKube,
+) -> None:
+    class ReplacedDuringPass(FakeKube):
+        def create(self, obj: dict[str, Any]) -> bool:
+            made = super().create(obj)
+            if obj["kind"] == "ConfigMap":  # mid-pass: the job is deleted and applied again
+                del self.objects[("TrainingJob", "ml", "t")]
+                self.put(successor())
+            return made
+
+    racy = ReplacedDuringPass()
+    racy.put(api_job_dict(distributed={"workers": 2}))
+    uid = job(racy)["metadata"]["uid"]
+    r = reconciler(racy)
+    r.reconcile(KEY, seen=job(racy), uid=uid)  # the pods
+    r.reconcile(KEY, uid=uid)  # the ConfigMap, then the status: into the successor? No.
+    assert job(racy)["metadata"]["uid"] != uid
+    assert "status" not in job(racy)
+
+
+def test_a_new_job_waits_for_its_predecessors_objects_to_be_collected(kube: FakeKube) -> None:
+    # Deleted and applied again at once: the first job's pods and ConfigMap, under the same
+    # names, are still there until garbage collection removes them. Taking them for the new
+    # job's would lose them to the collector, and count a restart for each.
+    for obj in [*kube.of_kind("Pod"), *kube.of_kind("ConfigMap")]:
+        del kube.objects[(obj["kind"], "ml", obj["metadata"]["name"])]
+    for name in ("t-head", "t-worker-0"):
+        kube.put(
+            {
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": "ml",
+                    "labels": {"kubetrain.io/job-name": "t"},
+                    "ownerReferences": [{"uid": "uid-of-the-deleted-job", "kind": "TrainingJob"}],
+                },
+            }
+        )
+    r = reconciler(kube)
+    out = r.reconcile(KEY, seen=job(kube))
+    assert out.requeue_after is not None and out.requeue_after > 0
+    assert "status" not in job(kube)  # nothing decided on someone else's pods
+    for name in ("t-head", "t-worker-0"):  # collected
+        del kube.objects[("Pod", "ml", name)]
+    settle(r)
+    uid = job(kube)["metadata"]["uid"]
+    pods = kube.of_kind("Pod")
+    assert len(pods) == 3
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == uid for p in pods)
+    status = job(kube)["status"]
+    assert status["phase"] == "Starting" and status.get("restarts", 0) == 0
+
+
 def test_a_new_job_asks_for_each_object_once(kube: FakeKube) -> None:
     # A create the API server answers with 409 still costs it an admission and an etcd write.
     settle(reconciler(kube))

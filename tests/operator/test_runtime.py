@@ -35,13 +35,15 @@ class ScriptedReconciler:
         self.outcomes = list(outcomes)
         self.calls = 0
         self.seen: list[object] = []
+        self.uids: list[str | None] = []
         self.hold = threading.Event()
         self.hold.set()
         self.entered = threading.Event()
 
-    def reconcile(self, key: JobKey, seen: object = None) -> Outcome:
+    def reconcile(self, key: JobKey, seen: object = None, *, uid: str | None = None) -> Outcome:
         self.calls += 1
         self.seen.append(seen)
+        self.uids.append(uid)
         self.entered.set()
         self.hold.wait(5)
         if self.outcomes:
@@ -86,6 +88,18 @@ def test_only_the_first_pass_gets_the_job_as_the_event_showed_it() -> None:
         body = {"metadata": {"name": "t"}}
         await asyncio.wait_for(runtime(r).keep_reconciled(KEY, Stop(), body), 5)
         assert r.seen == [body, None]  # later passes read the job afresh
+
+    asyncio.run(main())
+
+
+def test_every_pass_is_for_the_job_the_loop_was_started_for() -> None:
+    # No finalizer holds a deleted job back: a job applied again under the same name can meet
+    # the old loop, whose passes must take it for gone (the uid), not reconcile it.
+    async def main() -> None:
+        r = ScriptedReconciler(Outcome(requeue_after=0), Outcome(gone=True))
+        body = {"metadata": {"name": "t", "uid": "uid-a"}}
+        await asyncio.wait_for(runtime(r).keep_reconciled(KEY, Stop(), body), 5)
+        assert r.uids == ["uid-a", "uid-a"]
 
     asyncio.run(main())
 
@@ -139,7 +153,7 @@ def test_an_idle_job_waits_for_a_poke() -> None:
 
 def test_a_failing_pass_is_retried_with_backoff() -> None:
     class Flaky(ScriptedReconciler):
-        def reconcile(self, key: JobKey, seen: object = None) -> Outcome:
+        def reconcile(self, key: JobKey, seen: object = None, *, uid: str | None = None) -> Outcome:
             self.calls += 1
             if self.calls == 1:
                 raise ConnectionError("API server unreachable")
@@ -166,7 +180,7 @@ def test_new_jobs_first_passes_go_before_later_passes() -> None:
             self.calls: list[str] = []
             self.gate = threading.Semaphore(0)
 
-        def reconcile(self, key: JobKey, seen: object = None) -> Outcome:
+        def reconcile(self, key: JobKey, seen: object = None, *, uid: str | None = None) -> Outcome:
             n = 1 + sum(c.startswith(key.name) for c in self.calls)
             self.calls.append(f"{key.name}{n}")
             self.gate.acquire(timeout=5)

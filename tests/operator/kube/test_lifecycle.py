@@ -87,6 +87,29 @@ def test_deleting_the_job_garbage_collects_everything(kube: Kube, jobs: Jobs) ->
     )  # fmt: skip
 
 
+def test_a_job_deleted_and_applied_again_at_once_starts_afresh(
+    kube: Kube, jobs: Jobs, operator: Operator
+) -> None:
+    # No finalizer holds the first job back: its loop may still run when the second arrives.
+    first = jobs.apply("again", distributed={"workers": 1})
+    jobs.wait_pods("again", 2)
+    jobs.wait_phase("again", "Starting")
+    kube._call("DELETE", jobs.path("again"))
+    wait_for("the job to be deleted", lambda: jobs.get("again") is None)
+    second = jobs.apply("again", distributed={"workers": 2})
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    wait_for(
+        "the new job's own three pods",
+        lambda: len([p for p in jobs.pods("again").values()
+                     if _owned_by(p, second["metadata"]["uid"])]) == 3,
+        timeout=60,
+    )  # fmt: skip
+    status = jobs.wait_phase("again", "Starting")
+    assert status["restarts"] == 0  # nothing of the first job's life leaked into it
+    assert not status.get("workerRestarts")
+    assert f"{jobs.ns}/again: RestartJob" not in operator.log()
+
+
 def test_suspend_deletes_pods_keeps_status_and_resume_recreates(
     jobs: Jobs, kubelet: Kubelet
 ) -> None:

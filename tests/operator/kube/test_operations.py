@@ -148,6 +148,29 @@ def test_the_driver_may_patch_its_own_status_and_nothing_else(
     assert "2/10" in table.stdout, table.stdout
 
 
+def test_a_job_carries_no_finalizer_and_deletes_while_no_operator_runs(
+    cluster: Cluster, kube: Kube, crd: None, tmp_path: Path
+) -> None:
+    # A finalizer would leave `kubectl delete tj` hanging for as long as no operator runs.
+    ns = make_namespace(kube, "nofin")
+    own = Operator(cluster, [ns], tmp_path / "operator.log")
+    jobs = Jobs(kube, ns)
+    try:
+        own.start()
+        jobs.apply("f", distributed={"workers": 1})
+        jobs.wait_pods("f", 2)
+        jobs.wait_phase("f", "Starting")
+        assert not (jobs.get("f") or {})["metadata"].get("finalizers")
+        own.stop()
+        kube._call("DELETE", jobs.path("f"))
+        wait_for("the job to be deleted with no operator", lambda: jobs.get("f") is None,
+                 timeout=5)  # fmt: skip
+        wait_for("its pods to be collected", lambda: jobs.pods("f") == {}, timeout=60)
+    finally:
+        own.stop()
+        kube._call("DELETE", f"/api/v1/namespaces/{ns}")
+
+
 def _peering_crd() -> dict:  # type: ignore[type-arg]
     from kubetrain_operator.render.install import peering_crds
 
