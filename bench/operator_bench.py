@@ -80,9 +80,10 @@ def apply_crd(kube: Kube) -> None:
 
 def operator_kubeconfig(kube: Kube, ns: str, path: Path) -> Path:
     """A kubeconfig for the operator as the chart runs it: its own ServiceAccount, bound to the
-    chart's rules (render/install.py), with a token. Not the admin's client certificate: the API
-    server verifies a certificate chain on every request, and caches a token's review (a CPU
-    profile of the burst put 8.6% of the API server in certificate checks)."""
+    chart's rules (render/install.py), with a token. The admin's client certificate costs the API
+    server a chain verification per request (8.6% of it in a CPU profile of the burst), but
+    admin is in system:masters, which RBAC never evaluates: measured side by side, the
+    ServiceAccount costs the API server more (bench/RESULTS.md)."""
     account, role = "kubetrain-operator", f"kubetrain-bench-operator-{ns}"
     kube._call("POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
                body={"metadata": {"name": account}})  # fmt: skip
@@ -259,9 +260,10 @@ def main() -> int:
         help="one more argument for the operator (repeatable), e.g. --operator-arg=--threads=8",
     )  # fmt: skip
     p.add_argument(
-        "--operator-identity", choices=("serviceaccount", "admin"), default="serviceaccount",
-        help="serviceaccount (default): the operator runs as the chart runs it, a ServiceAccount"
-        " token bound to its rules; admin: with the bench's admin kubeconfig (client certificate)",
+        "--operator-identity", choices=("admin", "serviceaccount"), default="admin",
+        help="admin (default, as every entry in bench/RESULTS.md): the bench's admin kubeconfig;"
+        " serviceaccount: as the chart runs it, a ServiceAccount token bound to its rules (RBAC"
+        " is then checked on every request, which admin skips)",
     )  # fmt: skip
     cluster = p.add_argument_group("the bench's own cluster (without --kubeconfig)")
     for flag, variable, default in CLUSTER_SETTINGS:
