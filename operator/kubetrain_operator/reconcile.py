@@ -26,6 +26,7 @@ from kubetrain.api import (
     TrainingJob,
     TrainingJobSpec,
     TrainingJobStatus,
+    derive_phase,
     parse_job,
 )
 from kubetrain.api.spec import RunPolicySpec
@@ -235,8 +236,13 @@ class Reconciler:
                         k.pod_name(key.name) for k in d.create))  # fmt: skip
                     return Outcome(requeue_after=0.0, action=d.action)
             except PredecessorObject as exc:
-                # Nothing to decide until the collector is done; what was made stays ours.
+                # Nothing to decide until the collector is done; what was made stays ours. The
+                # status says why nothing moves (a job with no status looks forgotten).
                 log.info("%s: %s", key, exc)
+                waiting = s.status.model_copy(
+                    update={"message": str(exc), "phase": derive_phase(s.status.conditions)}
+                )
+                self._write_status(key, uid, raw, s.status, waiting)
                 return Outcome(requeue_after=PREDECESSOR_POLL_SECONDS, action=d.action)
             except ApiError as exc:
                 if exc.status not in (400, 422):

@@ -171,7 +171,9 @@ def test_a_new_job_waits_for_its_predecessors_objects_to_be_collected(kube: Fake
     r = reconciler(kube)
     out = r.reconcile(KEY, seen=job(kube))
     assert out.requeue_after is not None and out.requeue_after > 0
-    assert "status" not in job(kube)  # nothing decided on someone else's pods
+    waiting = job(kube)["status"]  # nothing decided on someone else's pods, and it says why
+    assert waiting["phase"] == "Pending" and not waiting.get("conditions")
+    assert "Pod t-head of an earlier TrainingJob with this name" in waiting["message"]
     for name in ("t-head", "t-worker-0"):  # collected
         del kube.objects[("Pod", "ml", name)]
     settle(r)
@@ -181,6 +183,7 @@ def test_a_new_job_waits_for_its_predecessors_objects_to_be_collected(kube: Fake
     assert all(p["metadata"]["ownerReferences"][0]["uid"] == uid for p in pods)
     status = job(kube)["status"]
     assert status["phase"] == "Starting" and status.get("restarts", 0) == 0
+    assert "earlier TrainingJob" not in status.get("message", "")
 
 
 def test_a_new_job_asks_for_each_object_once(kube: FakeKube) -> None:
