@@ -4,7 +4,9 @@ Each TrainingJob gets one loop, run by a kopf daemon (so peering pauses it), bou
 it ends at the first pass that finds the job gone, being deleted, or replaced under the same name.
 The loop runs a reconcile pass in a worker thread, then sleeps until the pass's requeue time, a
 poke, or a stop. Pokes come from watch events on the job and on its pods; several pokes during a
-pass make one more pass, not several. Nothing about a job is reconciled by two threads at once.
+pass make one more pass, not several. Nothing about a job is reconciled by two threads at once
+(a job deleted and applied again is another job: the old loop's last pass can meet the new
+loop's first, and writes nothing into it, see Reconciler).
 
 Passes wait for one of `reconcile_threads` slots; a loop's first pass (for a new job, the one that
 creates its pods) is let in before any later pass of any job.
