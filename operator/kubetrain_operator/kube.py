@@ -147,7 +147,7 @@ class Kube:
 
     def get_job(self, *, namespace: str, name: str) -> Obj | None:
         """The TrainingJob, or None if it does not exist (any more)."""
-        return self._call("GET", _path("TrainingJob", namespace, name))
+        return self.get(kind="TrainingJob", namespace=namespace, name=name)
 
     def patch_job_status(
         self, *, namespace: str, name: str, patch: Obj, uid: str | None = None,
@@ -209,7 +209,7 @@ class Kube:
         return list((found or {}).get("items") or [])
 
     def get_config_map(self, *, namespace: str, name: str) -> Obj | None:
-        return self._call("GET", _path("ConfigMap", namespace, name))
+        return self.get(kind="ConfigMap", namespace=namespace, name=name)
 
     def patch_config_map(self, *, namespace: str, name: str, patch: Obj) -> Obj | None:
         return self._call(

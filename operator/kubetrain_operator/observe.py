@@ -59,6 +59,12 @@ class Fault:
         return f"{where}: {self.detail}"
 
 
+def owned_by(obj: Mapping[str, Any] | None, uid: str) -> bool:
+    """Whether `obj` has an owner reference to the object with `uid` (None owns nothing)."""
+    refs = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid for ref in refs)
+
+
 @dataclass(frozen=True)
 class PodView:
     raw: Mapping[str, Any]
@@ -95,7 +101,7 @@ class PodView:
         return int(value) if value is not None and value.isdigit() else None
 
     def owned_by(self, uid: str) -> bool:
-        return any(ref.get("uid") == uid for ref in self.meta.get("ownerReferences") or [])
+        return owned_by(self.raw, uid)
 
     @property
     def created(self) -> datetime | None:

@@ -35,7 +35,7 @@ from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.decide import Action, Decision, Situation, decide
 from kubetrain_operator.kube import ApiError, Kube
 from kubetrain_operator.metrics import Metrics
-from kubetrain_operator.observe import PodView, parse_time
+from kubetrain_operator.observe import PodView, owned_by, parse_time
 from kubetrain_operator.render import (
     CONFIG_KEY,
     Role,
@@ -351,8 +351,7 @@ class Reconciler:
             return True
         meta = obj["metadata"]
         found = self.kube.get(kind=obj["kind"], namespace=meta["namespace"], name=meta["name"])
-        refs = (found or {}).get("metadata", {}).get("ownerReferences") or []
-        if not any(r.get("uid") == job.metadata.uid for r in refs):
+        if not owned_by(found, job.metadata.uid or ""):
             raise PredecessorObject(obj["kind"], meta["name"])  # or gone since: look again
         return False
 
@@ -385,7 +384,7 @@ class Reconciler:
 def _read_frozen(cm: Obj | None, uid: str) -> _Frozen | None:
     if cm is None:
         return None
-    if not any(ref.get("uid") == uid for ref in cm["metadata"].get("ownerReferences") or []):
+    if not owned_by(cm, uid):
         return None  # a leftover of an earlier job with the same name
     try:
         data = json.loads((cm.get("data") or {})[CONFIG_KEY])
