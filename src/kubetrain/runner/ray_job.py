@@ -18,11 +18,12 @@ from typing import Any
 
 import ray
 import ray.train
-from ray.train.torch import TorchConfig, TorchTrainer
+from ray.train.torch import TorchConfig
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.loading import parse_job
 from kubetrain.runner import preflight
+from kubetrain.runner.lean_trainer import LeanTorchTrainer
 from kubetrain.runner.progress import (
     EpochReport,
     EtaEstimator,
@@ -107,6 +108,16 @@ _CONTROLLER_POLL_S = "0.25"
 _PREEMPTION_WATCHER = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 
 
+def _stop_log_monitor() -> None:
+    """Stops the local cluster's log monitor, which streams workers' output to a driver that
+    asked for it (log_to_driver). Unasked, it still globs the logs directory and reads every
+    log file ten times a second: 1.5-2% of a core taken from 2 workers training on 2 cores.
+    The logs are still written, under the session's logs/ directory."""
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is not None:
+        node.kill_log_monitor(check_alive=False)
+
+
 def start_ray(cluster: LocalCluster, cpus_needed: float = 0.0) -> None:
     """Start (or attach to) Ray once per process, with kubetrain's settings."""
     if ray.is_initialized():
@@ -129,6 +140,8 @@ def start_ray(cluster: LocalCluster, cpus_needed: float = 0.0) -> None:
         logging_level=logging.INFO if cluster.verbose else logging.WARNING,
         configure_logging=True,
     )
+    if not cluster.verbose:
+        _stop_log_monitor()
 
 
 def _cpu_count(value: str) -> float:
@@ -142,7 +155,8 @@ def build_trainer(
     *,
     metrics_port_per_rank: bool,
     worker_resources: Mapping[str, float] | None = None,
-) -> TorchTrainer:
+    local_cluster: bool = False,
+) -> LeanTorchTrainer:
     spec = job.spec
     res = spec.distributed.resources_per_worker
     use_gpu = res.gpu > 0
@@ -156,8 +170,9 @@ def build_trainer(
         metrics_port=spec.metrics.port if spec.metrics.enabled else None,
         metrics_port_per_rank=metrics_port_per_rank,
     )
-    return TorchTrainer(
+    return LeanTorchTrainer(
         train_loop_per_worker,
+        local_cluster=local_cluster,
         train_loop_config=config,
         # gloo on CPU, NCCL on GPU.
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
@@ -222,6 +237,7 @@ def run_job(
             channel,
             metrics_port_per_rank=metrics_port_per_rank,
             worker_resources=worker_resources,
+            local_cluster=cluster.address is None,
         )
         return _fit(trainer, channel, sink, eta, seen)
 
@@ -270,7 +286,7 @@ def run_job(
 
 
 def _fit(
-    trainer: TorchTrainer,
+    trainer: LeanTorchTrainer,
     channel: ProgressChannel,
     sink: ProgressSink,
     eta: EtaEstimator,
