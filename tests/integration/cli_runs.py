@@ -34,13 +34,13 @@ def epoch_lines(proc: subprocess.Popen[str], until: str, timeout: float) -> list
     raise AssertionError(f"process ended before {until!r}; saw {seen}")
 
 
-def interrupt(proc: subprocess.Popen[str]) -> str:
-    """Ctrl-C; the run must stop with 130 and say so. Returns its stderr."""
-    proc.send_signal(signal.SIGINT)
+def interrupt(proc: subprocess.Popen[str], sig: signal.Signals = signal.SIGINT) -> str:
+    """Ctrl-C (or `kill`); the run must stop with 130 and say so. Returns its stderr."""
+    proc.send_signal(sig)
     code = proc.wait(timeout=120)
     assert proc.stderr is not None
     err = proc.stderr.read()
-    assert code == 130, f"exit code {code} after Ctrl-C; stderr ends:\n{err[-3000:]}"
+    assert code == 130, f"exit code {code} after {sig.name}; stderr ends:\n{err[-3000:]}"
     assert "interrupted" in err
     return err
 

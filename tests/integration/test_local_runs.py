@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -92,6 +93,16 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     lines = epoch_lines(second, "epoch 5/5", timeout=300)
     assert second.wait(timeout=120) == 0
     resumed_epochs(lines, total=5, at_least=2)
+
+
+def test_kill_stops_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
+    """`kill PID` (SIGTERM): Ray's crash handler must not take it (a stack dump, exit 134)."""
+    args = [str(EXAMPLES / "mnist-mlp.yaml"), "--storage", str(tmp_path), "--epochs", "50",
+            "--no-metrics"]  # fmt: skip
+    run = start(args)
+    epoch_lines(run, "epoch 1/50", timeout=300)
+    err = interrupt(run, signal.SIGTERM)
+    assert "SIGTERM received" not in err and "Traceback" not in err
 
 
 def test_worker_crash_resumes_from_last_checkpoint(

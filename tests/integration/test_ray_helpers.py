@@ -16,17 +16,23 @@ from tests.integration.conftest import RecordingSink
 pytestmark = pytest.mark.slow
 
 
-def actor_classes() -> set[str]:
-    """Every actor class this cluster has run, dead or alive."""
-    return {a["ActorClassName"].rsplit(".", 1)[-1] for a in state.actors().values()}
+def actor_classes(before: set[str]) -> set[str]:
+    """The class of every actor started since `before` (actor IDs), dead or alive: the
+    session's cluster also holds the actors of earlier tests' runs."""
+    return {
+        a["ActorClassName"].rsplit(".", 1)[-1]
+        for actor_id, a in state.actors().items()
+        if actor_id not in before
+    }
 
 
 def test_a_local_run_starts_only_the_helpers_it_uses(
     ray_cluster: None, sink: RecordingSink, tmp_path: Path
 ) -> None:
     job = make_job(training={"epochs": 1}, checkpoint={"storagePath": str(tmp_path)})
+    before = set(state.actors())
     assert run_job(job, sink).status == "succeeded"
-    classes = actor_classes()
+    classes = actor_classes(before)
     assert "TrainController" in classes  # the query sees this run's actors
     assert not classes & {"DatasetManager", "PlacementGroupCleaner"}
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TextIO
 import ray.train
 from ray.experimental import internal_kv
 
-_KV = "kubetrain"  # the GCS key-value namespace of our keys
+KV_NAMESPACE = "kubetrain"  # the GCS key-value namespace of our keys
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,9 @@ class ProgressChannel:
         return f"{self.prefix}{index:09d}"
 
     def put(self, item: EpochReport | WorkerFailure) -> None:
-        internal_kv._internal_kv_put(self._key(self._put), pickle.dumps(item), namespace=_KV)
+        internal_kv._internal_kv_put(
+            self._key(self._put), pickle.dumps(item), namespace=KV_NAMESPACE
+        )
         self._put += 1
 
     def take(self) -> list[EpochReport | WorkerFailure]:
@@ -159,11 +161,11 @@ class ProgressChannel:
         items: list[EpochReport | WorkerFailure] = []
         while True:
             key = self._key(self._taken)
-            raw = internal_kv._internal_kv_get(key, namespace=_KV)
+            raw = internal_kv._internal_kv_get(key, namespace=KV_NAMESPACE)
             if raw is None:
                 return items
             items.append(pickle.loads(raw))
-            internal_kv._internal_kv_del(key, namespace=_KV)
+            internal_kv._internal_kv_del(key, namespace=KV_NAMESPACE)
             self._taken += 1
 
 

@@ -1,17 +1,20 @@
 """Run a TrainingJob with Ray Train's TorchTrainer, on a local cluster or the job's Ray head.
 
 The driver starts `fit()` in a thread and, in the main thread, forwards progress from the
-controller to a sink. Ctrl-C in the main thread stops the run and shuts Ray down.
+controller to a sink. Ctrl-C in the main thread aborts the run (abort.py) before the caller shuts
+Ray down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from ray.train.torch import TorchConfig
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.loading import parse_job
 from kubetrain.runner import preflight
+from kubetrain.runner.abort import ControllerAnnouncer, abort_run
 from kubetrain.runner.lean_trainer import LeanTorchTrainer
 from kubetrain.runner.progress import (
     EpochReport,
@@ -122,6 +126,24 @@ def start_ray(cluster: LocalCluster, cpus_needed: float = 0.0) -> None:
     """Start (or attach to) Ray once per process, with kubetrain's settings."""
     if ray.is_initialized():
         return
+    with _keeping_sigterm_handler():
+        _init_ray(cluster, cpus_needed)
+
+
+@contextlib.contextmanager
+def _keeping_sigterm_handler() -> Iterator[None]:
+    """Ray's core worker takes SIGTERM for its crash handler, which dumps a stack trace and
+    aborts (exit 134): a `kill` or a closed terminal would lose the caller's own handler (the
+    CLI stops the run as Ctrl-C does). Python's handler is put back after `ray.init`."""
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(handler) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _init_ray(cluster: LocalCluster, cpus_needed: float) -> None:
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", _CONTROLLER_POLL_S)
     if cluster.address:
         ray.init(address=cluster.address, log_to_driver=cluster.verbose)
@@ -155,7 +177,7 @@ def build_trainer(
     *,
     metrics_port_per_rank: bool,
     worker_resources: Mapping[str, float] | None = None,
-    local_cluster: bool = False,
+    local_cluster: bool,
 ) -> LeanTorchTrainer:
     spec = job.spec
     res = spec.distributed.resources_per_worker
@@ -185,7 +207,7 @@ def build_trainer(
             storage_filesystem=storage.filesystem,
             failure_config=ray.train.FailureConfig(max_failures=spec.distributed.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
-            callbacks=[ProgressCallback(channel)],  # type: ignore[list-item]
+            callbacks=[ProgressCallback(channel), ControllerAnnouncer(channel)],  # type: ignore[list-item]
         ),
     )
 
@@ -303,9 +325,16 @@ def _fit(
 
     thread = threading.Thread(target=fit, name="kubetrain-fit", daemon=True)
     thread.start()
-    while thread.is_alive():
-        _show(channel, sink, eta, seen)
-        thread.join(_REPORT_POLL_S)
+    try:
+        while thread.is_alive():
+            _show(channel, sink, eta, seen)
+            thread.join(_REPORT_POLL_S)
+    except BaseException:
+        # Ctrl-C, or a SIGTERM handler's KeyboardInterrupt or SystemExit: stop the workers while
+        # Ray is up (see abort.py), then let the caller end.
+        if not abort_run(channel, thread):
+            log.warning("kubetrain: the training run did not stop in time; shutting Ray down")
+        raise
     _show(channel, sink, eta, seen)  # the callbacks have run: the last reports are in
     if "error" in outcome:
         raise JobFailed(_explain(outcome["error"]))

@@ -1,0 +1,52 @@
+"""Ctrl-C (or SIGTERM) in the middle of a run: the workers stop before the driver lets go.
+
+Ray ends a process with exit code 1 when a thread wakes in a core worker that was shut down,
+so `kubetrain run` can only exit 130 if the fit thread has ended before Ray shuts down.
+"""
+
+from __future__ import annotations
+
+import _thread
+import threading
+from pathlib import Path
+
+import pytest
+from ray._private import state
+
+from kubetrain.runner import EpochReport, run_job
+from tests.conftest import make_job
+from tests.integration.conftest import RecordingSink
+
+pytestmark = pytest.mark.slow
+
+
+class InterruptingSink(RecordingSink):
+    """Presses Ctrl-C (in the main thread, as the signal handler would) at the first epoch."""
+
+    def on_epoch(self, report: EpochReport, eta_seconds: float | None) -> None:
+        super().on_epoch(report, eta_seconds)
+        if len(self.epochs) == 1:
+            _thread.interrupt_main()
+
+
+def alive_actors(before: set[str]) -> set[str]:
+    return {
+        a["ActorClassName"].rsplit(".", 1)[-1]
+        for actor_id, a in state.actors().items()
+        if actor_id not in before and a["State"] == "ALIVE"
+    }
+
+
+def test_an_interrupted_run_stops_its_controller_and_workers_before_returning(
+    ray_cluster: None, tmp_path: Path
+) -> None:
+    job = make_job(training={"epochs": 30}, checkpoint={"storagePath": str(tmp_path)})
+    sink = InterruptingSink()
+    before = set(state.actors())
+
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job, sink)
+
+    assert len(sink.epochs) < 30  # it really stopped in the middle
+    assert "kubetrain-fit" not in {t.name for t in threading.enumerate() if t.is_alive()}
+    assert not alive_actors(before) & {"TrainController", "RayTrainWorker"}
