@@ -7,7 +7,9 @@ so `kubetrain run` can only exit 130 if the fit thread has ended before Ray shut
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,15 @@ from tests.conftest import make_job
 from tests.integration.conftest import RecordingSink
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own Ctrl-C handler, whatever an earlier test left installed (a `fit()` in the
+    main thread leaves Ray Train's, which aborts that run's finished controller and returns)."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
 
 
 class InterruptingSink(RecordingSink):
@@ -38,7 +49,7 @@ def alive_actors(before: set[str]) -> set[str]:
 
 
 def test_an_interrupted_run_stops_its_controller_and_workers_before_returning(
-    ray_cluster: None, tmp_path: Path
+    ray_cluster: None, ctrl_c_raises: None, tmp_path: Path
 ) -> None:
     job = make_job(training={"epochs": 30}, checkpoint={"storagePath": str(tmp_path)})
     sink = InterruptingSink()
