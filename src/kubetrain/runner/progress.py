@@ -16,6 +16,9 @@ from typing import Any, Protocol, TextIO
 
 import ray.train
 from ray.experimental import internal_kv
+from ray.train.v2._internal.execution.callback import ControllerCallback
+from ray.train.v2._internal.execution.controller.state import RestartingState
+from ray.train.v2.api.exceptions import PreemptionError
 
 KV_NAMESPACE = "kubetrain"  # the GCS key-value namespace of our keys
 
@@ -183,6 +186,24 @@ class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]
 
     def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
         self.channel.put(blame(worker_exceptions))
+
+
+class PreemptionReporter(ControllerCallback):  # type: ignore[misc]
+    """Runs in Ray Train's controller actor; forwards restarts that no worker error announced.
+
+    When a worker's node drains (its pod deleted or evicted), Ray Train may wait for the rank to
+    leave and restart the workers from the latest checkpoint without any rank raising, so
+    `ProgressCallback.after_exception` never hears of it. The user should.
+    """
+
+    def __init__(self, channel: ProgressChannel) -> None:
+        self.channel = channel
+
+    def after_controller_state_update(self, previous_state: Any, current_state: Any) -> None:
+        error = getattr(current_state, "training_failed_error", None)
+        if isinstance(current_state, RestartingState) and isinstance(error, PreemptionError):
+            ranks = tuple(error.preemption_info.preempted_ranks)
+            self.channel.put(WorkerFailure(ranks, "its node was preempted or drained"))
 
 
 # What a rank raises when a *peer* went away mid-collective: fallout, not a cause.

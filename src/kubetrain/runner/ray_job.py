@@ -31,6 +31,7 @@ from kubetrain.runner.lean_trainer import LeanTorchTrainer
 from kubetrain.runner.progress import (
     EpochReport,
     EtaEstimator,
+    PreemptionReporter,
     ProgressCallback,
     ProgressChannel,
     ProgressSink,
@@ -192,6 +193,13 @@ def build_trainer(
         metrics_port=spec.metrics.port if spec.metrics.enabled else None,
         metrics_port_per_rank=metrics_port_per_rank,
     )
+    # One list, pickled at once: the controller's callbacks share one copy of the channel,
+    # which numbers what they put. (Ray Train types them as Tune's callbacks: Any.)
+    callbacks: list[Any] = [
+        ProgressCallback(channel),
+        PreemptionReporter(channel),
+        ControllerAnnouncer(channel),
+    ]
     return LeanTorchTrainer(
         train_loop_per_worker,
         local_cluster=local_cluster,
@@ -207,7 +215,7 @@ def build_trainer(
             storage_filesystem=storage.filesystem,
             failure_config=ray.train.FailureConfig(max_failures=spec.distributed.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
-            callbacks=[ProgressCallback(channel), ControllerAnnouncer(channel)],  # type: ignore[list-item]
+            callbacks=callbacks,
         ),
     )
 
