@@ -14,25 +14,21 @@ it: the GCS key-value store, beside the run's progress reports.
 from __future__ import annotations
 
 import logging
-import pickle  # our own controller's actor handle, inside the same Ray cluster
 import threading
 import time
 from typing import Any
 
 import ray
-from ray.experimental import internal_kv
 from ray.train.v2._internal.execution.callback import ControllerCallback
 
-from kubetrain.runner.progress import KV_NAMESPACE, ProgressChannel
+from kubetrain.runner.progress import ProgressChannel
 
 log = logging.getLogger(__name__)
 
 # How long an interrupted run may take to stop its workers before Ray is shut down anyway.
 ABORT_TIMEOUT_S = 30.0
 
-
-def _controller_key(channel: ProgressChannel) -> str:
-    return f"{channel.prefix}controller"
+_CONTROLLER = "controller"  # the name the handle is published under, beside the reports
 
 
 class ControllerAnnouncer(ControllerCallback):  # type: ignore[misc]
@@ -42,10 +38,7 @@ class ControllerAnnouncer(ControllerCallback):  # type: ignore[misc]
         self.channel = channel
 
     def after_controller_start(self, train_run_context: Any) -> None:
-        handle = ray.get_runtime_context().current_actor
-        internal_kv._internal_kv_put(
-            _controller_key(self.channel), pickle.dumps(handle), namespace=KV_NAMESPACE
-        )
+        self.channel.publish(_CONTROLLER, ray.get_runtime_context().current_actor)
 
 
 def abort_run(
@@ -54,21 +47,16 @@ def abort_run(
     """Aborts the run `channel` belongs to and waits for `fit_thread` to end: True if it did."""
     deadline = time.monotonic() + timeout
     # A controller still starting has not published its handle yet: it will within a second.
-    while (raw := _published_handle(channel)) is None and fit_thread.is_alive():
+    while (controller := channel.published(_CONTROLLER)) is None and fit_thread.is_alive():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
-    if raw is not None:
+    if controller is not None:
         try:
-            ray.get(pickle.loads(raw).abort.remote(), timeout=max(deadline - time.monotonic(), 1))
+            ray.get(controller.abort.remote(), timeout=max(deadline - time.monotonic(), 1))
         except ray.exceptions.RayActorError:
             pass  # abort ends the controller: this is the expected answer
         except Exception as exc:  # stopping anyway; Ray's shutdown kills what is left
             log.warning("kubetrain: could not abort the training run: %s", exc)
     fit_thread.join(max(deadline - time.monotonic(), 1))
     return not fit_thread.is_alive()
-
-
-def _published_handle(channel: ProgressChannel) -> bytes | None:
-    raw = internal_kv._internal_kv_get(_controller_key(channel), namespace=KV_NAMESPACE)
-    return raw if isinstance(raw, bytes) else None

@@ -20,7 +20,7 @@ from ray.train.v2._internal.execution.callback import ControllerCallback
 from ray.train.v2._internal.execution.controller.state import RestartingState
 from ray.train.v2.api.exceptions import PreemptionError
 
-KV_NAMESPACE = "kubetrain"  # the GCS key-value namespace of our keys
+_KV = "kubetrain"  # the GCS key-value namespace of our keys
 
 
 @dataclass(frozen=True)
@@ -154,9 +154,7 @@ class ProgressChannel:
         return f"{self.prefix}{index:09d}"
 
     def put(self, item: EpochReport | WorkerFailure) -> None:
-        internal_kv._internal_kv_put(
-            self._key(self._put), pickle.dumps(item), namespace=KV_NAMESPACE
-        )
+        _kv_put(self._key(self._put), item)
         self._put += 1
 
     def take(self) -> list[EpochReport | WorkerFailure]:
@@ -164,12 +162,29 @@ class ProgressChannel:
         items: list[EpochReport | WorkerFailure] = []
         while True:
             key = self._key(self._taken)
-            raw = internal_kv._internal_kv_get(key, namespace=KV_NAMESPACE)
-            if raw is None:
+            item = _kv_get(key)
+            if item is None:
                 return items
-            items.append(pickle.loads(raw))
-            internal_kv._internal_kv_del(key, namespace=KV_NAMESPACE)
+            items.append(item)
+            internal_kv._internal_kv_del(key, namespace=_KV)
             self._taken += 1
+
+    def publish(self, name: str, value: object) -> None:
+        """Leaves `value` for every copy under `name` (not numbered: never taken as a report)."""
+        _kv_put(self.prefix + name, value)
+
+    def published(self, name: str) -> Any:
+        """What `publish` left under `name`, or None."""
+        return _kv_get(self.prefix + name)
+
+
+def _kv_put(key: str, value: object) -> None:
+    internal_kv._internal_kv_put(key, pickle.dumps(value), namespace=_KV)
+
+
+def _kv_get(key: str) -> Any:
+    raw = internal_kv._internal_kv_get(key, namespace=_KV)
+    return None if raw is None else pickle.loads(raw)
 
 
 class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]
