@@ -20,6 +20,25 @@ def ray_cluster() -> Iterator[None]:
     ray.shutdown()
 
 
+def actor_ids() -> set[str]:
+    """Every actor this session's cluster has run so far, dead or alive."""
+    from ray._private import state
+
+    return set(state.actors())
+
+
+def actor_classes_since(before: set[str], *, alive_only: bool = False) -> set[str]:
+    """The class of every actor started since `before` (from `actor_ids`): the session's
+    cluster also holds the actors of earlier tests' runs."""
+    from ray._private import state
+
+    return {
+        a["ActorClassName"].rsplit(".", 1)[-1]
+        for actor_id, a in state.actors().items()
+        if actor_id not in before and (a["State"] == "ALIVE" or not alive_only)
+    }
+
+
 class RecordingSink:
     """Keeps what a user would have seen, for assertions."""
 

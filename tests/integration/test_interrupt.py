@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ray._private import state
 
 from kubetrain.runner import EpochReport, run_job
 from tests.conftest import make_job
-from tests.integration.conftest import RecordingSink
+from tests.integration.conftest import RecordingSink, actor_classes_since, actor_ids
 
 pytestmark = pytest.mark.slow
 
@@ -40,24 +39,16 @@ class InterruptingSink(RecordingSink):
             _thread.interrupt_main()
 
 
-def alive_actors(before: set[str]) -> set[str]:
-    return {
-        a["ActorClassName"].rsplit(".", 1)[-1]
-        for actor_id, a in state.actors().items()
-        if actor_id not in before and a["State"] == "ALIVE"
-    }
-
-
 def test_an_interrupted_run_stops_its_controller_and_workers_before_returning(
     ray_cluster: None, ctrl_c_raises: None, tmp_path: Path
 ) -> None:
     job = make_job(training={"epochs": 30}, checkpoint={"storagePath": str(tmp_path)})
     sink = InterruptingSink()
-    before = set(state.actors())
+    before = actor_ids()
 
     with pytest.raises(KeyboardInterrupt):
         run_job(job, sink)
 
     assert len(sink.epochs) < 30  # it really stopped in the middle
     assert "kubetrain-fit" not in {t.name for t in threading.enumerate() if t.is_alive()}
-    assert not alive_actors(before) & {"TrainController", "RayTrainWorker"}
+    assert not actor_classes_since(before, alive_only=True) & {"TrainController", "RayTrainWorker"}

@@ -7,32 +7,21 @@ from pathlib import Path
 
 import pytest
 import ray
-from ray._private import state
 
 from kubetrain.runner import run_job
 from tests.conftest import make_job
-from tests.integration.conftest import RecordingSink
+from tests.integration.conftest import RecordingSink, actor_classes_since, actor_ids
 
 pytestmark = pytest.mark.slow
-
-
-def actor_classes(before: set[str]) -> set[str]:
-    """The class of every actor started since `before` (actor IDs), dead or alive: the
-    session's cluster also holds the actors of earlier tests' runs."""
-    return {
-        a["ActorClassName"].rsplit(".", 1)[-1]
-        for actor_id, a in state.actors().items()
-        if actor_id not in before
-    }
 
 
 def test_a_local_run_starts_only_the_helpers_it_uses(
     ray_cluster: None, sink: RecordingSink, tmp_path: Path
 ) -> None:
     job = make_job(training={"epochs": 1}, checkpoint={"storagePath": str(tmp_path)})
-    before = set(state.actors())
+    before = actor_ids()
     assert run_job(job, sink).status == "succeeded"
-    classes = actor_classes(before)
+    classes = actor_classes_since(before)
     assert "TrainController" in classes  # the query sees this run's actors
     assert not classes & {"DatasetManager", "PlacementGroupCleaner"}
 
