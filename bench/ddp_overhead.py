@@ -3,7 +3,10 @@
 Everything is measured in this one run, on this machine, with the same model, data and batch:
   - per-step overhead: kubetrain's training time per step / plain DDP's (target ≤ 1.03);
   - wall-time ratio: whole job, start-up included (Ray's start-up is most of it on 2 cores);
-  - scaling: 2-worker / 1-worker throughput;
+    kubetrain runs as `kubetrain run` does, in its own process with its own local Ray cluster,
+    so no idle Ray cluster shares the cores with the plain runs;
+  - scaling: 2-worker / 1-worker throughput. With 1 worker kubetrain does not wrap the model in
+    DDP (nothing to average), the plain script does: the 1-worker ratio is not like for like;
   - where a per-step overhead comes from when the workers fill every core: the CPU that Ray's
     own processes (raylet, GCS, Ray Train's controller and helper actors) use while the workers
     train. Plain torchrun starts none of them.
@@ -11,8 +14,9 @@ The first epoch is excluded from per-step times (warm-up: allocator, gloo connec
 epochs by default: an epoch of digits is ~0.5 s here, and Ray Train boots helper actors
 (~1-2 CPU-seconds of imports each) while the first epochs run; over 6 epochs those boots were
 most of what the per-step figure measured, not the steady state it is meant to. Each
-repeat runs plain and kubetrain back to back; besides the ratio of the medians, the median of
-those paired ratios is printed (this VM's speed drifts by 10-20% from minute to minute).
+repeat runs plain and kubetrain back to back, in alternating order; besides the ratio of the
+medians, the median of those paired ratios is printed (this VM's speed drifts by 10-20% from
+minute to minute).
 
     python bench/ddp_overhead.py [--epochs 20] [--repeats 3]
 """
@@ -74,20 +78,27 @@ def plain(workers: int, epochs: int) -> tuple[float, float]:
     return sum(data["epoch_seconds"][1:]) / (data["steps_per_epoch"] * (epochs - 1)), wall
 
 
-def kubetrain(workers: int, epochs: int, storage: str) -> tuple[float, float]:
-    from kubetrain.api import parse_job
-    from kubetrain.runner import run_job
-
-    class Quiet:
-        def on_epoch(self, *_: object) -> None: ...
-        def on_worker_failure(self, *_: object) -> None: ...
-
-    spec = job(workers, epochs)
-    spec["spec"]["checkpoint"]["storagePath"] = storage
-    started = time.perf_counter()
-    result = run_job(parse_job(spec), Quiet())
-    wall = time.perf_counter() - started
-    hist = result.history
+def kubetrain(
+    workers: int, epochs: int, storage: str, env: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """`kubetrain run` as a user runs it: its own local Ray cluster, started and stopped with
+    it, so no Ray process is left to slow the plain DDP runs in between."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path, out = Path(tmp) / "job.yaml", Path(tmp) / "result.json"
+        spec = job(workers, epochs)
+        spec["spec"]["checkpoint"]["storagePath"] = storage
+        path.write_text(json.dumps(spec))  # JSON is YAML
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("kubetrain")), "run", str(path),
+             "--output", str(out)],
+            env=os.environ | (env or {}),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"kubetrain ({workers} workers) failed:\n{done.stderr[-3000:]}")
+        wall = time.perf_counter() - started
+        hist = json.loads(out.read_text())["history"]
     steps = hist[-1]["step"] / epochs
     return sum(h["epoch_seconds"] for h in hist[1:]) / (steps * (epochs - 1)), wall
 
@@ -164,23 +175,36 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--kubetrain-env", action="append", default=[], metavar="NAME=VALUE",
+        help="also run 2 workers with these environment variables set (repeatable), "
+        "interleaved with the rest: an A/B of a setting, side by side",
+    )  # fmt: skip
     args = parser.parse_args()
+    variant = dict(kv.split("=", 1) for kv in args.kubetrain_env)
 
-    from kubetrain.runner import LocalCluster, start_ray
-
-    start_ray(LocalCluster())  # once: Ray's own start-up is reported separately below
     rows: dict[str, list[tuple[float, float]]] = {}
     background: list[tuple[float, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as storage:
         for i in range(args.repeats):  # interleaved so drift in machine load hits both alike
             for workers in (1, 2):
-                rows.setdefault(f"plain-{workers}", []).append(plain(workers, args.epochs))
-                with RayCpu() as ray_cpu:
-                    rows.setdefault(f"kubetrain-{workers}", []).append(
-                        kubetrain(workers, args.epochs, f"{storage}/{i}")
-                    )
-                if workers == 2:
-                    background.append(ray_cpu.background())
+                # Plain first in even repeats, kubetrain first in odd ones: a drift within a
+                # repeat favours neither. Both are sampled alike (the sampler costs CPU too).
+                sides = ["plain", "kubetrain"]
+                if variant and workers == 2:
+                    sides.append("variant")
+                for side in sides if i % 2 == 0 else sides[::-1]:
+                    with RayCpu() as ray_cpu:
+                        if side == "plain":
+                            measured = plain(workers, args.epochs)
+                        else:
+                            env = variant if side == "variant" else None
+                            measured = kubetrain(workers, args.epochs, f"{storage}/{i}{side}", env)
+                    rows.setdefault(f"{side}-{workers}", []).append(measured)
+                    print(f"repeat {i + 1}: {side}-{workers} {measured[0] * 1000:.2f} ms/step",
+                          file=sys.stderr)  # fmt: skip
+                    if side == "kubetrain" and workers == 2:
+                        background.append(ray_cpu.background())
 
     def step(key: str) -> float:
         return statistics.median(r[0] for r in rows[key])
@@ -188,15 +212,17 @@ def main() -> None:
     def wall(key: str) -> float:
         return statistics.median(r[1] for r in rows[key])
 
+    order = ("plain-1", "kubetrain-1", "plain-2", "kubetrain-2", "variant-2")
+    rows = {key: rows[key] for key in order if key in rows}
     print(f"\nCNN on digits, batch 64, {args.epochs} epochs, {args.repeats} repeats, "
           f"{os.cpu_count()} CPUs; medians")  # fmt: skip
     print(f"{'':14}{'ms/step':>10}{'wall s':>10}")
     for key in rows:
         print(f"{key:14}{step(key) * 1000:10.2f}{wall(key):10.1f}")
 
-    def paired(w: int) -> float:
+    def paired(w: int, side: str = "kubetrain") -> float:
         return statistics.median(
-            k[0] / p[0] for k, p in zip(rows[f"kubetrain-{w}"], rows[f"plain-{w}"], strict=True)
+            k[0] / p[0] for k, p in zip(rows[f"{side}-{w}"], rows[f"plain-{w}"], strict=True)
         )
 
     for w in (1, 2):
@@ -205,6 +231,10 @@ def main() -> None:
               f"median of paired ratios {paired(w):.3f})")  # fmt: skip
         print(f"wall-time ratio vs torchrun, {w} worker(s):     "
               f"{wall(f'kubetrain-{w}') / wall(f'plain-{w}'):.2f}")  # fmt: skip
+    if "variant-2" in rows:
+        print(f"same with {' '.join(args.kubetrain_env)}, 2 workers: "
+              f"{step('variant-2') / step('plain-2'):.3f}  (median of paired ratios "
+              f"{paired(2, 'variant'):.3f})")  # fmt: skip
     print(f"2 workers / 1 worker throughput, kubetrain:   "
           f"{step('kubetrain-1') / step('kubetrain-2') * 2:.2f}x")  # fmt: skip
     print(f"2 workers / 1 worker throughput, plain DDP:   "
