@@ -23,7 +23,11 @@ def test_a_local_run_starts_only_the_helpers_it_uses(
     assert run_job(job, sink).status == "succeeded"
     classes = actor_classes_since(before)
     assert "TrainController" in classes  # the query sees this run's actors
-    assert not classes & {"DatasetManager", "PlacementGroupCleaner"}
+    assert not classes & {
+        "DatasetManager",
+        "PlacementGroupCleaner",
+        "_AutoscalingCoordinatorActor",
+    }
 
 
 def test_a_quiet_local_cluster_runs_no_log_monitor(ray_cluster: None) -> None:

@@ -9,8 +9,10 @@ from ray.train.v2._internal.callbacks.placement_group_callback import (
     PlacementGroupCleanerCallback,
 )
 from ray.train.v2._internal.callbacks.user_callback import UserCallbackHandler
+from ray.train.v2._internal.execution.scaling_policy import FixedScalingPolicy
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
-from kubetrain.runner.lean_trainer import LeanTorchTrainer
+from kubetrain.runner.lean_trainer import LeanTorchTrainer, LocalScalingPolicy
 
 
 def _noop() -> None: ...
@@ -40,3 +42,36 @@ def test_a_local_cluster_starts_no_placement_group_cleaner() -> None:
 def test_a_run_in_pods_keeps_the_placement_group_cleaner() -> None:
     # A Ray head outlives a crashed controller there; its placement group must still be freed.
     assert PlacementGroupCleanerCallback in callback_types(local_cluster=False)
+
+
+def policy_given_to_the_controller(
+    monkeypatch: pytest.MonkeyPatch, *, local_cluster: bool
+) -> object:
+    handed: dict[str, object] = {}
+
+    def record(_self: object, **kwargs: object) -> None:
+        handed.update(kwargs)
+
+    monkeypatch.setattr(DataParallelTrainer, "_initialize_and_run_controller", record)
+    config = ray.train.ScalingConfig(num_workers=2)
+    trainer = LeanTorchTrainer(_noop, local_cluster=local_cluster, scaling_config=config)
+    trainer._initialize_and_run_controller(scaling_policy=FixedScalingPolicy(config))
+    return handed["scaling_policy"]
+
+
+def test_a_local_cluster_asks_no_autoscaler_for_resources(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy = policy_given_to_the_controller(monkeypatch, local_cluster=True)
+    assert isinstance(policy, LocalScalingPolicy)
+    assert policy.scaling_config.num_workers == 2
+    # The calls that would start the AutoscalingCoordinator actor do nothing (no client set).
+    policy._send_resource_request()
+    policy._maybe_send_resource_request()
+    policy._cancel_resource_request()
+
+
+def test_a_run_in_pods_keeps_the_autoscaling_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A KubeRay cluster's autoscaler acts on them.
+    policy = policy_given_to_the_controller(monkeypatch, local_cluster=False)
+    assert type(policy) is FixedScalingPolicy

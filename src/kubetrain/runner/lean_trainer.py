@@ -7,10 +7,14 @@ training, so it counts against the per-step overhead:
     (every worker reads its own shard);
   - PlacementGroupCleanerCallback starts an actor that asks the State API every second
     whether the controller still lives, to free its placement group if it died. On a local
-    cluster, which ends with the driver, there is nothing for it to outlive.
+    cluster, which ends with the driver, there is nothing for it to outlive;
+  - the scaling policy asks an AutoscalingCoordinator actor (Ray Data's, ~1.5 CPU-seconds of
+    imports as it boots during the first epochs, then ~0.5% of a core) to have the cluster
+    autoscaler provide the workers' resources, again every 20 s. A local cluster is the
+    machine itself: there is no autoscaler to ask.
 
-`_create_default_callbacks` is Ray Train's own (private) hook; tests/runner/test_lean_trainer.py
-fails if Ray renames it or the callbacks.
+`_create_default_callbacks` and `_initialize_and_run_controller` are Ray Train's own (private)
+hooks; tests/runner/test_lean_trainer.py fails if Ray renames them or the callbacks.
 """
 
 from __future__ import annotations
@@ -21,7 +25,18 @@ from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import (
     PlacementGroupCleanerCallback,
 )
+from ray.train.v2._internal.execution.scaling_policy import FixedScalingPolicy
 from ray.train.v2.torch.torch_trainer import TorchTrainer
+
+
+class LocalScalingPolicy(FixedScalingPolicy):
+    """A fixed worker count that asks no autoscaler for resources (none runs locally)."""
+
+    def _send_resource_request(self) -> None: ...
+
+    def _maybe_send_resource_request(self) -> None: ...
+
+    def _cancel_resource_request(self) -> None: ...
 
 
 class LeanTorchTrainer(TorchTrainer):
@@ -34,3 +49,9 @@ class LeanTorchTrainer(TorchTrainer):
         if self._local_cluster:
             unused += (PlacementGroupCleanerCallback,)
         return [cb for cb in super()._create_default_callbacks() if not isinstance(cb, unused)]
+
+    def _initialize_and_run_controller(self, **controller_init_kwargs: Any) -> Any:
+        policy = controller_init_kwargs.get("scaling_policy")
+        if self._local_cluster and type(policy) is FixedScalingPolicy:
+            controller_init_kwargs["scaling_policy"] = LocalScalingPolicy(policy.scaling_config)
+        return super()._initialize_and_run_controller(**controller_init_kwargs)
