@@ -95,8 +95,7 @@ def kubetrain(
         path.write_text(json.dumps(spec))  # JSON is YAML
         started = time.perf_counter()
         done = subprocess.run(
-            [str(Path(sys.executable).with_name("kubetrain")), "run", str(path),
-             "--output", str(out)],
+            [sys.executable, "-m", "kubetrain.cli", "run", str(path), "--output", str(out)],
             env=os.environ | (env or {}),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -191,6 +190,8 @@ def main() -> None:
         "interleaved with the rest: an A/B of a setting, side by side",
     )  # fmt: skip
     args = parser.parse_args()
+    if bad := [kv for kv in args.kubetrain_env if "=" not in kv]:
+        parser.error(f"--kubetrain-env takes NAME=VALUE, got {bad[0]!r}")
     variant = dict(kv.split("=", 1) for kv in args.kubetrain_env)
 
     rows: dict[str, list[tuple[float, float]]] = {}
