@@ -164,3 +164,25 @@ def test_unknown_model_and_unreadable_path_exit_nonzero(tmp_path: Path) -> None:
                           timeout=120, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 2
     assert "spec.dataset.path:" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_more_gpus_than_the_machine_has_exits_at_once_naming_the_field(tmp_path: Path) -> None:
+    """Ray would wait forever for GPUs a laptop lacks; the run says so instead (any machine:
+    one worker more than it has GPUs)."""
+    import torch
+
+    workers = torch.cuda.device_count() + 1
+    job = tmp_path / "gpu.yaml"
+    job.write_text(
+        (EXAMPLES / "mnist-mlp.yaml")
+        .read_text()
+        .replace('resourcesPerWorker: {cpu: "1", memory: 2Gi}', "resourcesPerWorker: {gpu: 1}")
+    )
+    proc = subprocess.run(  # a wait for the GPUs would time out
+        [*KUBETRAIN, "run", str(job), "--workers", str(workers)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"spec.distributed.resourcesPerWorker.gpu: {workers} worker(s) x 1 GPU" in proc.stderr
+    assert "set gpu: 0 to train on the CPU" in proc.stderr
+    assert "epoch 1" not in proc.stdout

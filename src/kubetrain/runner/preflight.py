@@ -52,6 +52,22 @@ def check(spec: TrainingJobSpec) -> list[Conflict]:
     return conflicts
 
 
+def check_local_gpus(spec: TrainingJobSpec, gpus_here: float) -> None:
+    """On a local cluster, workers that ask for more GPUs than the machine has would wait for
+    them forever (Ray has no autoscaler to ask): fail at once instead, naming the fix. A
+    cluster Ray is attached to may grow, so it is not checked."""
+    per_worker = spec.distributed.resources_per_worker.gpu
+    needed = per_worker * spec.distributed.workers
+    if needed <= gpus_here:
+        return
+    have = f"this machine has {gpus_here:g}" if gpus_here else "this machine has none"
+    raise PreflightError(
+        f"spec.distributed.resourcesPerWorker.gpu: {spec.distributed.workers} worker(s) x "
+        f"{per_worker} GPU need {needed} GPU(s), {have} (as Ray sees it); set gpu: 0 to train "
+        "on the CPU, or fewer workers (spec.distributed.workers, or --workers)"
+    )
+
+
 def resolve_deepspeed_config(
     spec: TrainingJobSpec, mount: Path = DEEPSPEED_CONFIG_MOUNT
 ) -> TrainingJobSpec:

@@ -257,6 +257,9 @@ def run_job(
     cluster = cluster or LocalCluster()
     workers_cpu = spec.distributed.workers * _cpu_count(spec.distributed.resources_per_worker.cpu)
     start_ray(cluster, workers_cpu)
+    if cluster.address is None:
+        gpus_here = float(ray.cluster_resources().get("GPU", 0.0))  # type: ignore[no-untyped-call]
+        preflight.check_local_gpus(spec, gpus_here)
     storage = resolve(spec.checkpoint)
 
     def fit_once() -> Any:
