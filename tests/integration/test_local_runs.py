@@ -36,6 +36,21 @@ def test_mnist_example_reaches_95_percent_on_two_workers(tmp_path: Path) -> None
     assert Path(result["checkpoint"]).is_dir()
     assert (tmp_path / "runs" / "mnist-mlp" / "result.json").exists()
 
+    # Run again, as a user who reruns the README's first command does: nothing is left to
+    # train; it says so and gives the finished run's scores.
+    again = subprocess.run(
+        [*KUBETRAIN, "run", str(EXAMPLES / "mnist-mlp.yaml"), "--storage", str(tmp_path / "runs"),
+         "--no-metrics", "--output", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    shown = [ln for ln in again.stdout.splitlines() if not ln.startswith("kubetrain: ")]
+    assert shown[0].startswith("nothing to train: this job already finished epoch 10/10")
+    assert shown[1].startswith("epoch 10/10  loss ") and "accuracy" in shown[1]
+    rerun = json.loads(out.read_text())
+    assert rerun["epochs_completed"] == 10
+    assert rerun["metrics"]["val_accuracy"] == result["metrics"]["val_accuracy"]
+
 
 MODEL_CASES = {
     "cnn": {"model": {"name": "cnn"}, "dataset": {"source": "digits", "imageSize": 32}},

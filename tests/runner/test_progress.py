@@ -12,6 +12,7 @@ from kubetrain.runner.progress import (
     blame,
     format_duration,
     format_progress,
+    format_resumed,
 )
 
 
@@ -59,6 +60,21 @@ def test_a_fresh_run_claims_no_resume() -> None:
     out = io.StringIO()
     ConsoleSink(out).on_epoch(report(1, 0.0), None)
     assert "resumed" not in out.getvalue()
+
+
+def test_a_run_of_a_finished_job_says_nothing_was_trained_and_shows_its_scores() -> None:
+    out = io.StringIO()
+    sink = ConsoleSink(out)
+    last = report(10, 0.0, already_finished=True, finished=True)
+    sink.on_epoch(last, EtaEstimator().eta(last))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("nothing to train: this job already finished epoch 10/10 ")
+    assert "rename it (metadata.name) or remove its checkpoints" in lines[0]
+    assert lines[1].startswith("epoch 10/10  loss 0.5000  accuracy 0.9000")
+    assert lines[1].endswith("ETA 0:00:00")
+
+    early = report(6, 0.0, already_finished=True, stopped_early=True)
+    assert "already stopped early at epoch 6/10" in (format_resumed(early) or "")
 
 
 def test_duration_format() -> None:

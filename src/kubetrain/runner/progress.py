@@ -74,6 +74,8 @@ class EtaEstimator:
 
     def eta(self, report: EpochReport) -> float | None:
         remaining = report.total_epochs - report.epoch
+        if remaining <= 0:
+            return 0.0
         if self.first is None:
             self.first = report
             seconds = report.metrics.get("epoch_seconds")
@@ -109,10 +111,18 @@ def format_progress(report: EpochReport, eta_seconds: float | None) -> str:
 
 
 def format_resumed(report: EpochReport) -> str | None:
-    """The line that says a run picked up where an earlier one stopped, or None if it did not.
+    """The line that says a run picked up where an earlier one stopped (or that an earlier one
+    had finished, leaving nothing to train), or None if it did not.
 
     Given the first report of a run: any epoch after the first means a checkpoint was loaded.
     """
+    if report.metrics.get("already_finished"):
+        how = "stopped early at" if report.metrics.get("stopped_early") else "finished"
+        return (
+            f"nothing to train: this job already {how} epoch {report.epoch}/"
+            f"{report.total_epochs} (its checkpoint's scores follow); to train again from the "
+            "start, rename it (metadata.name) or remove its checkpoints"
+        )
     if report.epoch <= 1:
         return None
     done = report.epoch - 1
