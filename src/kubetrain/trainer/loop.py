@@ -247,8 +247,8 @@ class WorkerLoop:
         if first > epochs or self.progress.stopped_early:
             # Started again after it had finished: train nothing, and report where it stands
             # with the last epoch's scores (not its throughput: this run trained nothing).
-            last = self.progress.history[-1] if self.progress.history else {}
-            scores = {k: v for k, v in last.items() if k.startswith("val_") or k == "train_loss"}
+            ended = self.progress.history[-1] if self.progress.history else {}
+            scores = {k: v for k, v in ended.items() if k.startswith("val_") or k == "train_loss"}
             metrics = self._metrics(self.progress.epoch, {}, {}) | scores
             report(metrics | {"finished": True, "already_finished": True}, None)
             return
