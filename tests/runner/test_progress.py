@@ -73,8 +73,9 @@ def test_a_run_of_a_finished_job_says_nothing_was_trained_and_shows_its_scores()
     assert lines[1].startswith("epoch 10/10  loss 0.5000  accuracy 0.9000")
     assert lines[1].endswith("ETA 0:00:00")
 
-    early = report(6, 0.0, already_finished=True, stopped_early=True)
+    early = report(6, 0.0, already_finished=True, stopped_early=True, finished=True)
     assert "already stopped early at epoch 6/10" in (format_resumed(early) or "")
+    assert EtaEstimator().eta(early) == 0.0, "nothing remains after an early stop"
 
 
 def test_duration_format() -> None:

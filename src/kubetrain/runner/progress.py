@@ -74,7 +74,7 @@ class EtaEstimator:
 
     def eta(self, report: EpochReport) -> float | None:
         remaining = report.total_epochs - report.epoch
-        if remaining <= 0:
+        if remaining <= 0 or report.metrics.get("finished"):  # the last epoch, or an early stop
             return 0.0
         if self.first is None:
             self.first = report
