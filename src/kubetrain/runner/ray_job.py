@@ -38,6 +38,7 @@ from kubetrain.runner.progress import (
     WorkerFailure,
 )
 from kubetrain.runner.storage import Storage, resolve
+from kubetrain.trainer.evaluation import final_scores
 from kubetrain.trainer.worker import train_loop_per_worker, worker_config
 
 log = logging.getLogger(__name__)
@@ -306,7 +307,7 @@ def run_job(
     run = RunResult(
         name=job.name,
         status="succeeded",
-        metrics={k: v for k, v in last.items() if k.startswith("val_") or k == "train_loss"},
+        metrics=final_scores(last),
         checkpoint=checkpoint,
         wall_seconds=round(wall, 3),
         samples_per_second=last.get("samples_per_second"),

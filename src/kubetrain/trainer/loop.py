@@ -31,7 +31,7 @@ from kubetrain.trainer.data.augment import augment_batch, is_enabled
 from kubetrain.trainer.data.info import InputKind
 from kubetrain.trainer.early_stopping import EarlyStopping
 from kubetrain.trainer.engine import Engine, build_engine
-from kubetrain.trainer.evaluation import classification_metrics, confusion_matrix
+from kubetrain.trainer.evaluation import classification_metrics, confusion_matrix, final_scores
 from kubetrain.trainer.models import Freezable, build_model
 from kubetrain.trainer.optim import penalty
 from kubetrain.trainer.telemetry import WorkerMetrics
@@ -248,8 +248,7 @@ class WorkerLoop:
             # Started again after it had finished: train nothing, and report where it stands
             # with the last epoch's scores (not its throughput: this run trained nothing).
             ended = self.progress.history[-1] if self.progress.history else {}
-            scores = {k: v for k, v in ended.items() if k.startswith("val_") or k == "train_loss"}
-            metrics = self._metrics(self.progress.epoch, {}, {}) | scores
+            metrics = self._metrics(self.progress.epoch, {}, {}) | final_scores(ended)
             report(metrics | {"finished": True, "already_finished": True}, None)
             return
         for epoch in range(first, epochs + 1):
