@@ -48,6 +48,13 @@ def make_job(**spec_patch: Any) -> TrainingJob:
     return parse_job(job_dict(**spec_patch))
 
 
+def named_job(name: str, **spec_patch: Any) -> TrainingJob:
+    """`make_job` under metadata.name `name`: checkpoints, results and metric labels go by it."""
+    data = job_dict(**spec_patch)
+    data["metadata"]["name"] = name
+    return parse_job(data)
+
+
 def example_dict(filename: str) -> dict[str, Any]:
     """The TrainingJob document of examples/`filename` (an example may carry a claim too)."""
     docs = yaml.safe_load_all((EXAMPLES / filename).read_text())

@@ -16,7 +16,7 @@ import torch
 
 from kubetrain.runner import run_job
 from kubetrain.trainer.deepspeed.checkpoint import partition_files, state_dir
-from tests.conftest import make_job
+from tests.conftest import make_job, named_job
 from tests.integration import crashy
 from tests.integration.conftest import RecordingSink
 from tests.integration.test_gradient_aggregation import _params_after
@@ -46,13 +46,13 @@ def test_zero_two_workers_equal_one_worker_on_the_joined_batch(
 
 
 def _crash_job(tmp_path: Path, name: str) -> Any:
-    job = make_job(
+    return named_job(
+        name,
         model={"name": "custom", "entrypoint": "tests.integration.crashy:build"},
         training={"epochs": 3, "optimizer": {"name": "momentum", "lr": 0.05}},
         distributed=deepspeed(2, workers=2, maxFailures=1),
         checkpoint={"storagePath": str(tmp_path / name)},
     )
-    return job.model_copy(update={"metadata": job.metadata.model_copy(update={"name": name})})
 
 
 def test_zero2_worker_crash_resumes_every_partition_on_the_same_trajectory(

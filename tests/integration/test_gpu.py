@@ -11,7 +11,7 @@ import torch
 
 from kubetrain.api import TrainingJob
 from kubetrain.runner import run_job
-from tests.conftest import make_job
+from tests.conftest import named_job
 from tests.integration.conftest import RecordingSink
 from tests.integration.gpu_probe import PROBE_FILE
 
@@ -23,14 +23,14 @@ pytestmark = [
 
 
 def _gpu_job(tmp_path: Path, epochs: int) -> TrainingJob:
-    job = make_job(
+    return named_job(
+        "gpu",
         model={"name": "custom", "entrypoint": "tests.integration.gpu_probe:build"},
         training={"epochs": epochs, "precision": "bf16", "seed": 0,
                   "optimizer": {"name": "adam", "lr": 0.002}},
         distributed={"workers": 1, "resourcesPerWorker": {"cpu": "1", "gpu": 1}},
         checkpoint={"storagePath": str(tmp_path), "everyEpochs": 1},
     )  # fmt: skip
-    return job.model_copy(update={"metadata": job.metadata.model_copy(update={"name": "gpu"})})
 
 
 def test_ddp_on_a_gpu_trains_over_nccl_in_bf16_and_resumes(

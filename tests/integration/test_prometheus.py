@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kubetrain.runner import run_job
-from tests.conftest import make_job
+from tests.conftest import named_job
 from tests.integration.conftest import RecordingSink, free_port, free_port_pair
 
 pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
@@ -96,12 +96,13 @@ def test_prometheus_scrapes_every_worker(
     distributed: dict[str, Any],
 ) -> None:
     sink = RecordingSink()
-    job = make_job(
+    job = named_job(
+        "prom-job",
         distributed=distributed,
         training={"epochs": 25},
         metrics={"enabled": True, "port": metrics_port},
         checkpoint={"storagePath": str(tmp_path), "everyEpochs": 5},
-    ).model_copy(update={"metadata": make_job().metadata.model_copy(update={"name": "prom-job"})})
+    )
     result = run_job(job, sink)
     assert result.status == "succeeded"
 
