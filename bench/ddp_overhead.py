@@ -63,22 +63,28 @@ def job(workers: int, epochs: int, samples: int | None = None) -> dict[str, Any]
     }
 
 
+def timed_run(command: list[str], env: dict[str, str], what: str) -> float:
+    """Wall seconds of `command` (with `env` added); a failure ends the bench with its stderr."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, env=os.environ | env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
 def plain(workers: int, epochs: int, samples: int | None) -> tuple[float, float]:
     """(seconds per step after warm-up, wall seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
-        started = time.perf_counter()
         # A port of its own each time: the last run's may still be in TIME_WAIT.
-        done = subprocess.run(
+        wall = timed_run(
             [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={workers}",
              f"--master_port={free_port()}", str(ROOT / "bench" / "plain_ddp.py"),
              json.dumps(job(workers, epochs, samples))],
-            env=os.environ | {"PLAIN_DDP_OUT": str(out), "OMP_NUM_THREADS": "1"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            {"PLAIN_DDP_OUT": str(out), "OMP_NUM_THREADS": "1"}, f"plain DDP ({workers} workers)",
         )  # fmt: skip
-        if done.returncode != 0:
-            raise SystemExit(f"plain DDP ({workers} workers) failed:\n{done.stderr[-3000:]}")
-        wall = time.perf_counter() - started
         data = json.loads(out.read_text())
     return sum(data["epoch_seconds"][1:]) / (data["steps_per_epoch"] * (epochs - 1)), wall
 
@@ -93,15 +99,11 @@ def kubetrain(
         spec = job(workers, epochs, samples)
         spec["spec"]["checkpoint"]["storagePath"] = storage
         path.write_text(json.dumps(spec))  # JSON is YAML
-        started = time.perf_counter()
-        done = subprocess.run(
+        wall = timed_run(
             [sys.executable, "-m", "kubetrain.cli", "run", str(path), "--output", str(out)],
-            env=os.environ | (env or {}),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise SystemExit(f"kubetrain ({workers} workers) failed:\n{done.stderr[-3000:]}")
-        wall = time.perf_counter() - started
+            env or {},
+            f"kubetrain ({workers} workers)",
+        )
         hist = json.loads(out.read_text())["history"]
     steps = hist[-1]["step"] / epochs
     return sum(h["epoch_seconds"] for h in hist[1:]) / (steps * (epochs - 1)), wall
