@@ -1,4 +1,4 @@
-"""A user model (the MNIST MLP's shape) that records, on rank 0, what training ran on: the
+"""kubetrain's MNIST MLP, as a user model that records, on rank 0, what training ran on: the
 process group's backend, the parameters' device, and the autocast dtype of its forward."""
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from kubetrain.trainer.models.mlp import MLP
+
 PROBE_FILE = "gpu-probe.json"
 
 
-class ProbedMLP(nn.Module):
+class ProbedMLP(MLP):
     def __init__(self, features: int, classes: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(features, 128), nn.ReLU(), nn.Linear(128, classes)
-        )
+        super().__init__(features, [128], classes, dropout=0.0)
         self.recorded = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.net(x)
+        out = super().forward(x)
         if self.training and not self.recorded and dist.get_rank() == 0:
             self.recorded = True
             storage = Path(ray.train.get_context().get_storage().storage_fs_path)
