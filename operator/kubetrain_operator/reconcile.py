@@ -26,6 +26,7 @@ from kubetrain.api import (
     TrainingJob,
     TrainingJobSpec,
     TrainingJobStatus,
+    check_job,
     derive_phase,
     parse_job,
 )
@@ -168,7 +169,8 @@ class Reconciler:
         invalid: str | None = None
         job: TrainingJob | None = None
         try:
-            job = parse_job(raw, source=f"TrainingJob {key}")
+            # Every field, then how they fit together: a job refused here never gets a pod.
+            job = check_job(parse_job(raw, source=f"TrainingJob {key}"), on_cluster=True)
         except InvalidTrainingJob as exc:
             invalid = "; ".join(exc.problems)
 

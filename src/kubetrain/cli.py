@@ -9,7 +9,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubetrain.api import InvalidTrainingJob, load_job, render_crd_yaml
+from kubetrain.api import InvalidTrainingJob, check_job, load_job, render_crd_yaml
+from kubetrain.api.overrides import Overrides
 from kubetrain.api.reference import render_reference
 
 EXIT_INVALID = 2
@@ -39,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a TrainingJob YAML without running it")
     val.add_argument("file", type=Path)
+    val.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also check what only matters on a cluster (checkpoints every pod can reach)",
+    )
 
     crd = sub.add_parser("crd", help="print the TrainingJob CRD generated from the spec models")
     crd.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
@@ -49,16 +55,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # Imported here: `validate` and `crd` must not pay for importing torch and Ray.
-    from kubetrain.runner import (
-        ConsoleSink,
-        JobFailed,
-        LocalCluster,
-        Overrides,
-        PreflightError,
-        run_job,
-    )
-
     job = load_job(args.file)
     job = Overrides(
         workers=args.workers,
@@ -68,6 +64,11 @@ def _run(args: argparse.Namespace) -> int:
         metrics_enabled=False if args.no_metrics else None,
         epochs=args.epochs,
     ).apply(job)
+    # Refused here, before torch and Ray are imported: a mistake costs a fraction of a second.
+    check_job(job, source=str(args.file))
+    # Imported here: `validate` and `crd` must not pay for importing torch and Ray.
+    from kubetrain.runner import ConsoleSink, JobFailed, LocalCluster, PreflightError, run_job
+
     spec = job.spec
     print(
         f"kubetrain: {job.name}: {spec.model.name.value} on {spec.dataset.source.value}, "
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "validate":
-            job = load_job(args.file)
+            job = check_job(load_job(args.file), source=str(args.file), on_cluster=args.cluster)
             print(f"{args.file}: TrainingJob {job.name!r} is valid")
             return 0
         text = render_crd_yaml() if args.command == "crd" else render_reference()

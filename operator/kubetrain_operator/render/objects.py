@@ -13,6 +13,7 @@ from typing import Any
 
 from kubetrain.api import GROUP, PLURAL, Backend, TrainingJob
 from kubetrain.api.constants import DEEPSPEED_CONFIG_DIR, DEEPSPEED_CONFIG_KEY
+from kubetrain.api.quantities import cpu_cores
 from kubetrain_operator.config import PodSettings
 from kubetrain_operator.render.names import (
     ANNOTATION_GENERATION,
@@ -188,10 +189,6 @@ def support_objects(job: TrainingJob, settings: PodSettings) -> list[Obj]:
 
 
 # --------------------------------------------------------------------------- pods
-
-
-def _cpu_cores(quantity: str) -> float:
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
 
 def _env(job: TrainingJob, extra: dict[str, str]) -> list[Obj]:
@@ -409,7 +406,7 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
 def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettings) -> Obj:
     res = job.spec.distributed.resources_per_worker
     # Ray counts whole CPUs; the Ray Train worker asks for the spec's CPUs, so one fits per pod.
-    ray_cpus = max(1, math.ceil(_cpu_cores(res.cpu)))
+    ray_cpus = max(1, math.ceil(cpu_cores(res.cpu)))
     container = _container(
         job,
         "worker",

@@ -6,7 +6,7 @@ This layer is pure: no ML framework, no cluster client, no I/O beyond reading a 
 from kubetrain.api.constants import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from kubetrain.api.crd import build_crd, render_crd_yaml
 from kubetrain.api.job import ObjectMeta, TrainingJob
-from kubetrain.api.loading import InvalidTrainingJob, load_job, parse_job
+from kubetrain.api.loading import InvalidTrainingJob, check_job, load_job, parse_job
 from kubetrain.api.spec import (
     AggregationStrategy,
     Backend,
@@ -51,6 +51,7 @@ __all__ = [
     "TrainingJobSpec",
     "TrainingJobStatus",
     "build_crd",
+    "check_job",
     "derive_phase",
     "load_job",
     "parse_job",

@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.semantics import check_spec
 
 
 class InvalidTrainingJob(ValueError):
@@ -38,7 +39,7 @@ def _describe(error: Any) -> str:
         # Our own validators put the field path in the message already.
         return msg.removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return f"{path}: unknown field; check its spelling against `kubetrain explain`"
+        return f"{path}: unknown field; check its spelling against `kubetrain reference`"
     if error["type"] == "missing":
         return f"{path}: required field is missing"
     got = error.get("input")
@@ -46,7 +47,20 @@ def _describe(error: Any) -> str:
     return f"{path}: {msg}{shown}"
 
 
+def check_job(
+    job: TrainingJob, *, source: str = "<input>", on_cluster: bool = False
+) -> TrainingJob:
+    """`job` if its fields fit together (the semantic check; `on_cluster`: as pods run it),
+    else InvalidTrainingJob listing every problem."""
+    problems = check_spec(job.spec, on_cluster=on_cluster)
+    if problems:
+        raise InvalidTrainingJob(source, [str(p) for p in problems])
+    return job
+
+
 def parse_job(data: Any, *, source: str = "<input>") -> TrainingJob:
+    """A TrainingJob whose every field is well-formed; `check_job` says whether they fit
+    together."""
     if not isinstance(data, dict):
         raise InvalidTrainingJob(source, ["the document must be a mapping with a `spec`"])
     try:

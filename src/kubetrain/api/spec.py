@@ -1,16 +1,19 @@
 """Typed models of the TrainingJob spec: the one source of truth for the API.
 
 `crds/trainingjob.yaml` is generated from these classes (see `crd.py`); field names are the
-camelCase aliases users write in YAML. Every constraint here becomes OpenAPI validation in the CRD,
-so `kubectl apply` and `kubetrain run` refuse the same bad input with the same field path.
+camelCase aliases users write in YAML. Each field's own constraint (type, range, pattern, enum)
+becomes OpenAPI validation in the CRD, so `kubectl apply` and `kubetrain run` refuse it with the
+same field path. Rules across fields (a model that does not fit its dataset, fp16 without a GPU)
+are not OpenAPI's: they live in `semantics.py`, which every entry point runs before any pod or
+worker exists.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -58,7 +61,7 @@ class FreezeSpec(SpecModel):
 class ModelSpec(SpecModel):
     name: ModelName = Field(description="Which architecture to train.")
     num_classes: int = Field(10, ge=2, description="Number of output classes.")
-    hidden_sizes: list[int] = Field(
+    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(
         default=[128],
         min_length=1,
         max_length=8,
@@ -82,14 +85,6 @@ class ModelSpec(SpecModel):
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="`module:function` returning a torch.nn.Module (required for name=custom).",
     )
-
-    @model_validator(mode="after")
-    def _custom_needs_entrypoint(self) -> ModelSpec:
-        if self.name is ModelName.CUSTOM and not self.entrypoint:
-            raise ValueError(
-                "entrypoint is required when name is 'custom' (e.g. 'mypkg.nets:build')"
-            )
-        return self
 
 
 # --------------------------------------------------------------------------- dataset
@@ -336,15 +331,6 @@ class CheckpointSpec(SpecModel):
         ),
     )
 
-    @model_validator(mode="after")
-    def _claim_needs_local_path(self) -> CheckpointSpec:
-        if self.claim_name and self.storage_path.startswith("s3://"):
-            raise ValueError(
-                "checkpoint.claimName mounts a volume at a local storagePath, but storagePath is"
-                f" {self.storage_path!r}: drop claimName, or use a local path"
-            )
-        return self
-
 
 class MetricsSpec(SpecModel):
     enabled: bool = Field(True, description="Expose Prometheus metrics from every worker.")
@@ -415,11 +401,3 @@ class TrainingJobSpec(SpecModel):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     run_policy: RunPolicySpec = Field(default_factory=RunPolicySpec)
     pod: PodSpec = Field(default_factory=PodSpec)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TrainingJobSpec:
-        if self.dataset.source in (DatasetSource.IMAGE_FOLDER, DatasetSource.CSV) and not (
-            self.dataset.path
-        ):
-            raise ValueError(f"dataset.path is required for source '{self.dataset.source.value}'")
-        return self

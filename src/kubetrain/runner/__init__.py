@@ -5,7 +5,6 @@ from kubetrain.runner.progress import ConsoleSink, EpochReport, ProgressSink, Wo
 from kubetrain.runner.ray_job import (
     JobFailed,
     LocalCluster,
-    Overrides,
     RunResult,
     run_job,
     start_ray,
@@ -16,7 +15,6 @@ __all__ = [
     "EpochReport",
     "JobFailed",
     "LocalCluster",
-    "Overrides",
     "PreflightError",
     "ProgressSink",
     "RunResult",

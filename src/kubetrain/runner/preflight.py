@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from kubetrain.api.constants import DEEPSPEED_CONFIG_DIR, DEEPSPEED_CONFIG_KEY
-from kubetrain.api.spec import Backend, DatasetSource, ModelName, Precision, TrainingJobSpec
+from kubetrain.api.deepspeed import Conflict, effective
+from kubetrain.api.semantics import check_spec
+from kubetrain.api.spec import Backend, DatasetSource, ModelName, TrainingJobSpec
 from kubetrain.trainer.data import check_dataset_path
-from kubetrain.trainer.deepspeed import Conflict, DeepSpeedConfigError
-from kubetrain.trainer.deepspeed import check as check_deepspeed
 
 # Where the operator mounts spec.distributed.deepspeed.configMapRef in the driver's pod; the
 # driver inlines it into the spec the workers get.
@@ -27,29 +27,25 @@ def _need(module: str, field: str, why: str) -> None:
 
 
 def check(spec: TrainingJobSpec) -> list[Conflict]:
-    """Raise PreflightError for a job that cannot run; return the DeepSpeed overrides to show."""
+    """Raise PreflightError for a job that cannot run; return the DeepSpeed overrides to show.
+
+    The semantic check first (the CLI and the operator ran it already; the driver in a pod has
+    only this), then what only this machine can tell: the dataset path, the packages."""
+    problems = check_spec(spec)
+    if problems:
+        raise PreflightError("; ".join(str(p) for p in problems))
     try:
         check_dataset_path(spec)
     except FileNotFoundError as exc:
         raise PreflightError(str(exc)) from None
-    gpus = spec.distributed.resources_per_worker.gpu
-    if spec.training.precision is Precision.FP16 and gpus == 0:
-        raise PreflightError(
-            "spec.training.precision: fp16 needs a GPU (distributed.resourcesPerWorker.gpu > 0); "
-            "use bf16 or fp32 on CPU"
-        )
     if spec.model.name is ModelName.BERT:
         _need("transformers", "spec.model.name", "bert")
     if spec.dataset.source is DatasetSource.IMDB:
         _need("datasets", "spec.dataset.source", "imdb")
     if spec.distributed.backend is not Backend.DEEPSPEED:
         return []
-    try:
-        conflicts = check_deepspeed(spec)
-    except DeepSpeedConfigError as exc:
-        raise PreflightError(str(exc)) from None
     _need("deepspeed", "spec.distributed.backend", "deepspeed")
-    return conflicts
+    return effective(spec)[1]
 
 
 def check_local_gpus(spec: TrainingJobSpec, gpus_here: float) -> None:

@@ -24,7 +24,7 @@ import ray.train
 from ray.train.torch import TorchConfig
 
 from kubetrain.api.job import TrainingJob
-from kubetrain.api.loading import parse_job
+from kubetrain.api.quantities import cpu_cores
 from kubetrain.runner import preflight
 from kubetrain.runner.abort import ControllerAnnouncer, abort_run
 from kubetrain.runner.lean_trainer import LeanTorchTrainer
@@ -46,34 +46,6 @@ log = logging.getLogger(__name__)
 
 class JobFailed(RuntimeError):
     """Training ended in failure; the message says why and where."""
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """Command-line settings that replace spec fields (validated like the YAML itself)."""
-
-    workers: int | None = None
-    backend: str | None = None
-    storage_path: str | None = None
-    metrics_port: int | None = None
-    metrics_enabled: bool | None = None
-    epochs: int | None = None
-
-    def apply(self, job: TrainingJob) -> TrainingJob:
-        data = job.model_dump(mode="json", by_alias=True, exclude_none=True)
-        spec = data["spec"]
-        pairs = (
-            (("distributed", "workers"), self.workers),
-            (("distributed", "backend"), self.backend),
-            (("checkpoint", "storagePath"), self.storage_path),
-            (("metrics", "port"), self.metrics_port),
-            (("metrics", "enabled"), self.metrics_enabled),
-            (("training", "epochs"), self.epochs),
-        )
-        for (section, key), value in pairs:
-            if value is not None:
-                spec.setdefault(section, {})[key] = value
-        return parse_job(data, source="the command line")
 
 
 @dataclass
@@ -168,10 +140,6 @@ def _init_ray(cluster: LocalCluster, cpus_needed: float) -> None:
         _stop_log_monitor()
 
 
-def _cpu_count(value: str) -> float:
-    return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
-
-
 def build_trainer(
     job: TrainingJob,
     storage: Storage,
@@ -184,7 +152,7 @@ def build_trainer(
     spec = job.spec
     res = spec.distributed.resources_per_worker
     use_gpu = res.gpu > 0
-    per_worker: dict[str, float] = {"CPU": _cpu_count(res.cpu), **(worker_resources or {})}
+    per_worker: dict[str, float] = {"CPU": cpu_cores(res.cpu), **(worker_resources or {})}
     if use_gpu:
         per_worker["GPU"] = float(res.gpu)
     config = worker_config(
@@ -256,7 +224,7 @@ def run_job(
     for line in warnings:
         log.warning("kubetrain: %s", line)
     cluster = cluster or LocalCluster()
-    workers_cpu = spec.distributed.workers * _cpu_count(spec.distributed.resources_per_worker.cpu)
+    workers_cpu = spec.distributed.workers * cpu_cores(spec.distributed.resources_per_worker.cpu)
     start_ray(cluster, workers_cpu)
     if cluster.address is None:
         gpus_here = float(ray.cluster_resources().get("GPU", 0.0))  # type: ignore[no-untyped-call]

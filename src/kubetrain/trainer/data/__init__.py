@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kubetrain.api.sources import image_shape
 from kubetrain.api.spec import DatasetSource, ModelName, TrainingJobSpec
 from kubetrain.trainer.data import images, tabular, text
 from kubetrain.trainer.data.info import DataInfo, InputKind
@@ -12,7 +13,6 @@ from kubetrain.trainer.data.split import Splits, cap, shard
 
 __all__ = ["DataInfo", "InputKind", "Splits", "check_dataset_path", "load_splits", "shard"]
 
-_NATIVE_SIZE = {DatasetSource.CIFAR10: 32, DatasetSource.IMAGE_FOLDER: 224}
 _LOCAL_PATH_SOURCES = (DatasetSource.IMAGE_FOLDER, DatasetSource.CSV)
 
 
@@ -35,14 +35,6 @@ def check_dataset_path(spec: TrainingJobSpec) -> None:
         raise FileNotFoundError(
             f"spec.dataset.path: {str(path)!r} {problem}; fix the path or mount the data there"
         )
-
-
-def _image_shape(spec: TrainingJobSpec) -> tuple[int, int]:
-    source = spec.dataset.source
-    color = spec.model.name is ModelName.MOBILENET_V2 or source in (
-        DatasetSource.CIFAR10, DatasetSource.IMAGE_FOLDER,
-    )  # fmt: skip
-    return (3 if color else 1), spec.dataset.image_size or _NATIVE_SIZE.get(source, 28)
 
 
 def _text_splits(spec: TrainingJobSpec) -> Splits:
@@ -68,7 +60,7 @@ def _text_splits(spec: TrainingJobSpec) -> Splits:
 def _load(spec: TrainingJobSpec) -> Splits:
     ds, seed, model = spec.dataset, spec.training.seed, spec.model
     source = ds.source
-    channels, size = _image_shape(spec)
+    channels, size = image_shape(spec)
     if source is DatasetSource.DIGITS:
         return images.load_digits(channels, size, ds.validation_split, seed)
     if source in (DatasetSource.MNIST, DatasetSource.CIFAR10):

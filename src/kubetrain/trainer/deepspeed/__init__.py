@@ -1,10 +1,12 @@
-"""The DeepSpeed backend: config generation and checks (pure), engine and checkpoints."""
+"""The DeepSpeed backend: engine and checkpoints. Its config and checks are pure, in
+`kubetrain.api.deepspeed`, re-exported here for the engine's callers."""
 
-from kubetrain.trainer.deepspeed.checks import check, check_raw
-from kubetrain.trainer.deepspeed.config import (
+from kubetrain.api.deepspeed import (
     Conflict,
     DeepSpeedConfigError,
     build_config,
+    check,
+    check_raw,
     effective,
     merge,
 )

@@ -13,10 +13,10 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from kubetrain.api.deepspeed.config import effective
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.trainer import checkpoint as ckpt
 from kubetrain.trainer.deepspeed import checkpoint as ds_ckpt
-from kubetrain.trainer.deepspeed.config import effective
 from kubetrain.trainer.optim import build_scheduler
 
 log = logging.getLogger(__name__)

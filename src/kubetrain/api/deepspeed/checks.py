@@ -9,8 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from kubetrain.api.spec import AggregationStrategy, TrainingJobSpec
-from kubetrain.trainer.deepspeed.config import (
+from kubetrain.api.deepspeed.config import (
     AUTO,
     KNOWN_SECTIONS,
     RAW_FIELD,
@@ -18,6 +17,7 @@ from kubetrain.trainer.deepspeed.config import (
     DeepSpeedConfigError,
     effective,
 )
+from kubetrain.api.spec import AggregationStrategy, TrainingJobSpec
 
 _OBJECT_SECTIONS = frozenset({
     "activation_checkpointing", "aio", "amp", "autotuning", "bf16", "checkpoint", "comms_logger",
