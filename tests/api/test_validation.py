@@ -33,21 +33,6 @@ def test_misspelt_field_is_refused_not_ignored() -> None:
     assert msg.startswith("spec.training.epocs: unknown field")
 
 
-def test_custom_model_needs_entrypoint() -> None:
-    (msg,) = problems(model={"name": "custom"})
-    assert "entrypoint is required" in msg
-
-
-def test_folder_source_needs_path() -> None:
-    (msg,) = problems(dataset={"source": "image_folder"})
-    assert "dataset.path is required" in msg
-
-
-def test_checkpoint_claim_needs_a_local_storage_path() -> None:
-    (msg,) = problems(checkpoint={"storagePath": "s3://bucket/runs", "claimName": "ckpt"})
-    assert "checkpoint.claimName" in msg and "s3://bucket/runs" in msg
-
-
 def test_every_problem_is_listed_at_once() -> None:
     found = problems(distributed={"workers": 0}, training={"epochs": 0})
     assert {m.split(":")[0] for m in found} == {"spec.distributed.workers", "spec.training.epochs"}

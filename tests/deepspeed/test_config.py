@@ -258,7 +258,7 @@ def test_batch_geometry_agreeing_with_the_spec_is_accepted() -> None:
         ({"distributed": {"backend": "deepspeed", "deepspeed": {"zeroStage": 3}},
           "training": {"regularization": {"l2": 0.01}}}, "spec.training.regularization"),
         ({"distributed": {"backend": "deepspeed"},
-          "model": {"name": "mlp", "freeze": {"unfreezeAtEpoch": 2}}},
+          "model": {"name": "mobilenet_v2", "freeze": {"backbone": True, "unfreezeAtEpoch": 2}}},
          "spec.model.freeze.unfreezeAtEpoch"),
         ({"distributed": {"backend": "deepspeed", "aggregation": {"strategy": "local_sgd"}}},
          "spec.distributed.aggregation.strategy"),

@@ -24,7 +24,9 @@ def at(seconds: float) -> datetime:
 
 
 def api_job_dict(name: str = "t", namespace: str = "ml", **spec_patch: Any) -> dict[str, Any]:
-    data = job_dict(**spec_patch)
+    """A job as the API server holds it, with checkpoints on an s3:// path (the operator refuses
+    a local storagePath with no claim: no other pod would see it)."""
+    data = job_dict(**({"checkpoint": {"storagePath": "s3://bucket/runs"}} | spec_patch))
     data["metadata"] = {
         "name": name,
         "namespace": namespace,
@@ -37,7 +39,8 @@ def api_job_dict(name: str = "t", namespace: str = "ml", **spec_patch: Any) -> d
 
 
 def api_job(name: str = "t", namespace: str = "ml", **spec_patch: Any) -> TrainingJob:
-    return parse_job(api_job_dict(name, namespace, **spec_patch))
+    """The job the render functions get (the spec's own checkpoint path, ./runs, by default)."""
+    return parse_job(api_job_dict(name, namespace, **({"checkpoint": {}} | spec_patch)))
 
 
 def pod(

@@ -14,6 +14,7 @@ from kubetrain_operator.decide import Action
 from kubetrain_operator.kube import Kube
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.reconcile import JobKey, Outcome, Reconciler
+from tests.mistakes import mistake_params
 from tests.operator.fake_kube import FakeKube, merge
 from tests.operator.helpers import api_job_dict, at
 
@@ -341,7 +342,35 @@ def test_an_invalid_spec_fails_the_job(kube: FakeKube) -> None:
     status = job(kube)["status"]
     assert status["phase"] == "Failed"
     assert status["conditions"][-1]["reason"] == "InvalidSpec"
-    assert "dataset.path is required" in status["message"]
+    assert "spec.dataset.path: is required for source 'csv'" in status["message"]
+    assert kube.of_kind("Pod") == []
+
+
+@pytest.mark.parametrize(("patch", "field", "fix"), mistake_params())
+def test_each_spec_mistake_fails_the_job_before_any_object_exists(
+    patch: dict[str, Any], field: str, fix: str
+) -> None:
+    kube = FakeKube()
+    kube.put(api_job_dict(**patch))
+    settle(reconciler(kube))
+    status = job(kube)["status"]
+    assert (status["phase"], status["conditions"][-1]["reason"]) == ("Failed", "InvalidSpec")
+    assert f"{field}: " in status["message"] and fix in status["message"], status["message"]
+    assert status.get("restarts", 0) == 0
+    created = [(kind, name) for verb, kind, name in kube.writes if verb == "create"]
+    assert [kind for kind, _ in created if kind != "Event"] == [], created
+
+
+def test_a_local_checkpoint_dir_without_a_claim_fails_the_job_before_any_pod() -> None:
+    kube = FakeKube()
+    kube.put(api_job_dict(checkpoint={"storagePath": "./runs"}))
+    settle(reconciler(kube))
+    status = job(kube)["status"]
+    assert status["conditions"][-1]["reason"] == "InvalidSpec"
+    assert (
+        "spec.checkpoint.claimName: storagePath './runs' is a local directory"
+        in (status["message"])
+    )
     assert kube.of_kind("Pod") == []
 
 
