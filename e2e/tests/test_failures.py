@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+import pytest
+
 from e2e.tests.conftest import (
     Figures,
     example_job,
@@ -111,16 +113,40 @@ def test_deleting_a_running_job_leaves_no_pods_and_no_services(
     assert kubectl.get("trainingjob", name, namespace=namespace) is None
 
 
-def test_local_storage_without_a_claim_fails_at_once_naming_the_fix(
-    kubectl: Kubectl, namespace: str, figures: Figures
-) -> None:
-    """examples/mnist-mlp.yaml without its claim: ./runs on no shared disk, which cannot work."""
-    name = "no-claim"
-    kubectl.apply(example_job(name, namespace))
+@pytest.mark.parametrize(
+    ("name", "claimed", "patch", "says"),
+    [
+        # examples/mnist-mlp.yaml without its claim: ./runs on no shared disk cannot work.
+        ("no-claim", False, {}, "spec.checkpoint.claimName: storagePath './runs' is a local"),
+        # A model that does not fit its data: knowable from the spec alone.
+        ("mismatch", True, {"model": {"inputSize": 100}},
+         "spec.model.inputSize: is 100 but each digits image has 1x28x28 = 784 features"),
+        # Too little memory for a Ray node: `ray start` would fail in every worker pod, forever.
+        ("tiny-memory", True, {"distributed": {"resourcesPerWorker": {"memory": "150Mi"}}},
+         "spec.distributed.resourcesPerWorker.memory: 150Mi is too little"),
+    ],
+)  # fmt: skip
+def test_a_spec_mistake_fails_the_job_within_10_s_with_no_pods(
+    kubectl: Kubectl, namespace: str, checkpoint_claim: str, figures: Figures,
+    name: str, claimed: bool, patch: Obj, says: str,
+) -> None:  # fmt: skip
+    job = example_job(name, namespace, claim=checkpoint_claim if claimed else None)
+    for section, fields in patch.items():
+        for key, value in fields.items():
+            if isinstance(value, dict):
+                job["spec"][section].setdefault(key, {}).update(value)
+            else:
+                job["spec"][section][key] = value
     t0 = time.monotonic()
-    status = wait_for_phase(kubectl, name, namespace, {"Failed"}, timeout=300)
-    figures.record("no_claim.seconds_to_failed", round(time.monotonic() - t0, 1))
+    kubectl.apply(job)
+    status = wait_for_phase(kubectl, name, namespace, {"Failed"}, timeout=30)
+    took = round(time.monotonic() - t0, 1)
+    figures.record(f"invalid_spec.{name}.seconds_to_failed", took)
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
-    assert failed["reason"] == "NonZeroExit", failed
-    assert "checkpoint.claimName" in failed["message"] and "s3://" in failed["message"], failed
-    assert status.get("restarts", 0) == 0  # not worth a retry: the spec must change
+    assert failed["reason"] == "InvalidSpec", failed
+    assert says in failed["message"], failed
+    assert status.get("restarts", 0) == 0
+    assert took <= 10, status
+    selector = f"kubetrain.io/job-name={name}"
+    owned = kubectl.items("pods,services,configmaps", namespace=namespace, selector=selector)
+    assert owned == [], [f"{o['kind']}/{o['metadata']['name']}" for o in owned]
