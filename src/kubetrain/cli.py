@@ -89,6 +89,9 @@ def _run(args: argparse.Namespace) -> int:
     except JobFailed as exc:
         if _interrupted.is_set():
             raise KeyboardInterrupt from exc
+        if exc.will_recur:
+            print(f"kubetrain: {job.name}: invalid job, not retried: {exc}", file=sys.stderr)
+            return EXIT_INVALID
         print(f"kubetrain: {job.name}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(result.to_json(with_history=False))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubetrain.runner import run_job
-from tests.conftest import EXAMPLES, ROOT, make_job
+from tests.conftest import EXAMPLES, ROOT, job_dict, make_job
 from tests.integration import crashy
 from tests.integration.cli_runs import KUBETRAIN, epoch_lines, interrupt, resumed_epochs, start
 from tests.integration.conftest import RecordingSink, free_port_pair
@@ -200,4 +200,38 @@ def test_more_gpus_than_the_machine_has_exits_at_once_naming_the_field(tmp_path:
     assert proc.returncode == 2, proc.stderr
     assert f"spec.distributed.resourcesPerWorker.gpu: {workers} worker(s) x 1 GPU" in proc.stderr
     assert "set gpu: 0 to train on the CPU" in proc.stderr
+    assert "epoch 1" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset", "says"),
+    [
+        # A CSV's width is known only once it is read: the workers find the mismatch.
+        ({"name": "mlp", "inputSize": 5, "numClasses": 2}, "csv",
+         "spec.model.inputSize is 5 but each sample has 3 features; set inputSize: 3"),
+        # The user's own model does not fit the data: a shape error on the first batch.
+        ({"name": "custom", "entrypoint": "tests.trainer.user_models:wrong_width",
+          "numClasses": 2}, "csv",
+         "spec.model.entrypoint: the model failed on its first batch (RuntimeError: mat1 and mat2"),
+    ],
+)  # fmt: skip
+def test_a_worker_error_that_will_recur_ends_the_run_at_once_with_exit_2(
+    tmp_path: Path, model: dict[str, object], dataset: str, says: str
+) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "a,b,c,label\n" + "".join(f"{i % 7},{i % 3},{i % 5},{i % 2}\n" for i in range(64))
+    )
+    job = tmp_path / "job.yaml"
+    job.write_text(json.dumps(job_dict(
+        model=model, dataset={"source": dataset, "path": str(rows)},
+        distributed={"workers": 2, "maxFailures": 3},
+        checkpoint={"storagePath": str(tmp_path / "runs")},
+    )))  # fmt: skip
+    proc = subprocess.run([*KUBETRAIN, "run", str(job)], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"invalid job, not retried: {says}" in proc.stderr, proc.stderr[-3000:]
+    # maxFailures is 3, but no retry was made: the same error would come back every time.
+    assert "resuming from the last checkpoint" not in proc.stdout + proc.stderr
     assert "epoch 1" not in proc.stdout

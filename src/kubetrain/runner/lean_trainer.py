@@ -13,6 +13,10 @@ training, so it counts against the per-step overhead:
     autoscaler provide the workers' resources, again every 20 s. A local cluster is the
     machine itself: there is no autoscaler to ask.
 
+It also swaps Ray Train's failure policy for one that ends the run at once on an error a retry
+would meet again (`WillRecur`): restarting the workers from the last checkpoint
+(`distributed.maxFailures` times) would only repeat it, minutes later.
+
 `_create_default_callbacks` and `_initialize_and_run_controller` are Ray Train's own (private)
 hooks; tests/runner/test_lean_trainer.py fails if Ray renames them or the callbacks.
 """
@@ -25,8 +29,21 @@ from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import (
     PlacementGroupCleanerCallback,
 )
+from ray.train.v2._internal.execution.failure_handling import FailureDecision
+from ray.train.v2._internal.execution.failure_handling.default import DefaultFailurePolicy
 from ray.train.v2._internal.execution.scaling_policy import FixedScalingPolicy
 from ray.train.v2.torch.torch_trainer import TorchTrainer
+
+from kubetrain.runner.recurring import recurring_cause
+
+
+class NoRetryOfRecurringErrors(DefaultFailurePolicy):  # type: ignore[misc]
+    """Ray Train's own policy, except that an error that will recur is raised, not retried."""
+
+    def make_decision(self, training_failed_error: Any) -> Any:
+        if recurring_cause(training_failed_error) is not None:
+            return FailureDecision.RAISE
+        return super().make_decision(training_failed_error)
 
 
 class LocalScalingPolicy(FixedScalingPolicy):
@@ -54,4 +71,9 @@ class LeanTorchTrainer(TorchTrainer):
         policy = controller_init_kwargs.get("scaling_policy")
         if self._local_cluster and type(policy) is FixedScalingPolicy:
             controller_init_kwargs["scaling_policy"] = LocalScalingPolicy(policy.scaling_config)
+        failures = controller_init_kwargs.get("failure_policy")
+        if type(failures) is DefaultFailurePolicy:
+            controller_init_kwargs["failure_policy"] = NoRetryOfRecurringErrors(
+                failures.failure_config
+            )
         return super()._initialize_and_run_controller(**controller_init_kwargs)

@@ -20,6 +20,8 @@ from ray.train.v2._internal.execution.callback import ControllerCallback
 from ray.train.v2._internal.execution.controller.state import RestartingState
 from ray.train.v2.api.exceptions import PreemptionError
 
+from kubetrain.runner.recurring import recurring_among
+
 _KV = "kubetrain"  # the GCS key-value namespace of our keys
 
 
@@ -210,6 +212,8 @@ class ProgressCallback(ray.train.UserCallback):  # type: ignore[misc]
         self.channel.put(EpochReport(dict(metrics[0]), path))
 
     def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+        if recurring_among(worker_exceptions.values()) is not None:
+            return  # not retried: the run ends with this error, and the driver says it
         self.channel.put(blame(worker_exceptions))
 
 

@@ -37,6 +37,7 @@ from kubetrain.runner.progress import (
     ProgressSink,
     WorkerFailure,
 )
+from kubetrain.runner.recurring import recurring_cause
 from kubetrain.runner.storage import Storage, resolve
 from kubetrain.trainer.evaluation import final_scores
 from kubetrain.trainer.worker import train_loop_per_worker, worker_config
@@ -45,7 +46,12 @@ log = logging.getLogger(__name__)
 
 
 class JobFailed(RuntimeError):
-    """Training ended in failure; the message says why and where."""
+    """Training ended in failure; the message says why and where. `will_recur`: running the job
+    again as written would fail the same way (the spec, the code or the data must change)."""
+
+    def __init__(self, message: str, *, will_recur: bool = False) -> None:
+        super().__init__(message)
+        self.will_recur = will_recur
 
 
 @dataclass
@@ -317,6 +323,9 @@ def _fit(
         raise
     _show(channel, sink, eta, seen)  # the callbacks have run: the last reports are in
     if "error" in outcome:
+        recurring = recurring_cause(outcome["error"])
+        if recurring is not None:
+            raise JobFailed(str(recurring), will_recur=True)
         raise JobFailed(_explain(outcome["error"]))
     return outcome["result"]
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from kubetrain.api.spec import Precision, TrainingJobSpec
+from kubetrain.api.spec import ModelName, Precision, TrainingJobSpec
 from kubetrain.trainer import checkpoint as ckpt
 from kubetrain.trainer.aggregation import distributed_ready
 from kubetrain.trainer.data import Splits, load_splits, shard
@@ -32,6 +32,7 @@ from kubetrain.trainer.data.info import InputKind
 from kubetrain.trainer.early_stopping import EarlyStopping
 from kubetrain.trainer.engine import Engine, build_engine
 from kubetrain.trainer.evaluation import classification_metrics, confusion_matrix, final_scores
+from kubetrain.trainer.failures import recurring_forward_error
 from kubetrain.trainer.models import Freezable, build_model
 from kubetrain.trainer.optim import penalty
 from kubetrain.trainer.telemetry import WorkerMetrics
@@ -94,6 +95,7 @@ class WorkerLoop:
         self.progress = ckpt.Progress()
         self.early_stopping = EarlyStopping(train.early_stopping) if train.early_stopping else None
         self._started = False
+        self._stepped = False  # whether this process has taken an optimizer step yet
         self._unfrozen = False
         self._augment_gen = torch.Generator().manual_seed(train.seed * 1000 + who.rank)
         self.metrics: WorkerMetrics | None = None
@@ -117,6 +119,11 @@ class WorkerLoop:
         )
         self.metrics.serve(port)
 
+    @property
+    def _model_field(self) -> str:
+        custom = self.spec.model.name is ModelName.CUSTOM
+        return "spec.model.entrypoint" if custom else "spec.model"
+
     def _maybe_unfreeze(self, epoch: int) -> bool:
         at = self.spec.model.freeze.unfreeze_at_epoch
         if at is None or epoch < at or self._unfrozen or not isinstance(self.model, Freezable):
@@ -135,9 +142,16 @@ class WorkerLoop:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def loss_on(self, module: nn.Module, inputs: Inputs, labels: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
-            logits = module(inputs)
-        loss = F.cross_entropy(logits.float(), labels)
+        try:
+            with self._autocast():
+                logits = module(inputs)
+            loss = F.cross_entropy(logits.float(), labels)
+        except Exception as exc:
+            # A model that does not fit its data fails on the first batch, and on every retry.
+            recurring = None if self._stepped else recurring_forward_error(exc, self._model_field)
+            if recurring is None:
+                raise
+            raise recurring from exc
         extra = penalty(self.model, self.spec.training.regularization)
         return loss if extra is None else loss + extra
 
@@ -167,6 +181,7 @@ class WorkerLoop:
             total += float(loss.detach())
         self.progress.step += 1
         engine.optimizer_step(self.progress.step)
+        self._stepped = True
         return total
 
     # ------------------------------------------------------------------ epochs

@@ -9,7 +9,8 @@ import ray.train
 import ray.train.torch
 
 from kubetrain.api.spec import TrainingJobSpec
-from kubetrain.trainer.entrypoints import import_entrypoint
+from kubetrain.trainer.entrypoints import EntrypointError, import_entrypoint
+from kubetrain.trainer.failures import WillRecur, recurring_setup_error
 from kubetrain.trainer.loop import WorkerIdentity, WorkerLoop
 
 
@@ -35,13 +36,26 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     spec = TrainingJobSpec.model_validate(config["spec"])
     if spec.training.entrypoint:
         # A user-supplied loop: it gets the same config and calls ray.train.report itself.
-        import_entrypoint(spec.training.entrypoint, field="spec.training.entrypoint")(config)
+        try:
+            user_loop = import_entrypoint(
+                spec.training.entrypoint, field="spec.training.entrypoint"
+            )
+        except EntrypointError as exc:
+            raise WillRecur(str(exc)) from exc
+        user_loop(config)
         return
     ctx = ray.train.get_context()
     who = WorkerIdentity(
         config["job"], config["namespace"], ctx.get_world_rank(), ctx.get_world_size()
     )
-    loop = WorkerLoop(spec, who, ray.train.torch.get_device())
+    try:
+        loop = WorkerLoop(spec, who, ray.train.torch.get_device())
+    except Exception as exc:
+        # Data and model are set up by what the user wrote: some mistakes only show here.
+        recurring = recurring_setup_error(exc)
+        if recurring is None:
+            raise
+        raise recurring from exc
     restored = ray.train.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as directory:
