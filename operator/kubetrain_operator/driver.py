@@ -42,7 +42,7 @@ from kubetrain_operator.render import names
 log = logging.getLogger("kubetrain.driver")
 
 EXIT_FAILED = 1  # training failed after Ray Train's own retries: a restart would fail the same
-EXIT_INVALID = 2  # the job cannot run as written (a missing dataset path, no GPU where needed)
+EXIT_INVALID = names.HEAD_EXIT_INVALID  # the job cannot run as written, or fails as it would again
 EXIT_SIGTERM = 128 + signal.SIGTERM  # stopped by Kubernetes (deletion, preemption): retryable
 
 WORKER_RESOURCE = "kubetrain_worker"  # one per worker pod (see README: Ray resources)
@@ -227,7 +227,8 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except PreflightError as exc:
         return _terminate(EXIT_INVALID, f"invalid job: {exc}")
     except JobFailed as exc:
-        return _terminate(EXIT_FAILED, str(exc))
+        # An error a retry would meet again was not retried: the spec, code or data must change.
+        return _terminate(EXIT_INVALID if exc.will_recur else EXIT_FAILED, str(exc))
     if result.checkpoint:
         writer.patch({"checkpoint": result.checkpoint})
     log.info("training completed: %s", json.dumps(result.metrics))

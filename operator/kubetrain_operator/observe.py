@@ -7,13 +7,20 @@ them from realistic pod status dicts, and the kube tests can drive them by patch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from kubetrain.api import Reason
-from kubetrain_operator.render.names import LABEL_ATTEMPT, LABEL_RANK, LABEL_ROLE, Role
+from kubetrain_operator.render.names import (
+    HEAD_EXIT_INVALID,
+    LABEL_ATTEMPT,
+    LABEL_RANK,
+    LABEL_ROLE,
+    Role,
+)
 
 # Waiting reasons that mean "the image cannot be pulled" (the kubelet retries them with backoff).
 _IMAGE_PULL = {
@@ -40,6 +47,28 @@ def parse_time(value: object) -> datetime | None:
 def _tail(text: str, limit: int = _MAX_MESSAGE) -> str:
     text = text.strip()
     return text if len(text) <= limit else "…" + text[-limit:]
+
+
+# `ValueError: …`, `ray.exceptions.RaySystemError: …`, `kubetrain driver: …`: a line that says
+# what went wrong, as opposed to a traceback's frames and its `^^^^` markers.
+_ERROR_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failed|Mismatch|Recur)"
+    r"(?:\(.*\))?: \S|^kubetrain[\w ]*: \S"
+)
+_FRAME_NOISE = re.compile(
+    r"^(?:Traceback \(most recent call last\):|File \".*\", line \d+|[\^~ ]+)$"
+)
+
+
+def key_line(text: str) -> str:
+    """The line of a log tail or termination message that names the error: the last exception
+    line, else the last line that is not part of a traceback's frames."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _ERROR_LINE.match(line):
+            return line
+    meaningful = [line for line in lines if not _FRAME_NOISE.match(line)]
+    return meaningful[-1] if meaningful else text.strip()
 
 
 @dataclass(frozen=True)
@@ -165,9 +194,11 @@ class PodView:
                 return Fault(
                     Reason.OOM_KILLED.value, self.name, container, detail, retry_on_oom, code
                 )
-            detail = f"exited with code {code}" + (f": {text}" if text else "")
+            detail = f"exited with code {code}" + (f": {key_line(text)}" if text else "")
             retryable = code >= _FIRST_SIGNAL_EXIT
-            return Fault(Reason.NON_ZERO_EXIT.value, self.name, container, detail, retryable, code)
+            invalid = code == HEAD_EXIT_INVALID and self.role is Role.HEAD  # the driver's verdict
+            exit_reason = Reason.INVALID_SPEC if invalid else Reason.NON_ZERO_EXIT
+            return Fault(exit_reason.value, self.name, container, detail, retryable, code)
         # No container exit to blame: evicted, node lost, admission error. Worth another try.
         reason = str(self.status.get("reason") or "PodFailed")
         detail = str(self.status.get("message") or f"pod failed ({reason})")
@@ -191,7 +222,9 @@ class PodView:
                 last = (cs.get("lastState") or {}).get("terminated") or {}
                 code = last.get("exitCode")
                 text = _tail(str(last.get("message") or ""))
-                detail = f"crash loop (last exit code {code})" + (f": {text}" if text else "")
+                detail = f"crash loop (last exit code {code})" + (
+                    f": {key_line(text)}" if text else ""
+                )
                 return Fault(
                     Reason.CRASH_LOOP_BACK_OFF.value, self.name, container, detail, False, code
                 )

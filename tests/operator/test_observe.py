@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kubetrain_operator.observe import PodView
+import pytest
+
+from kubetrain_operator.observe import PodView, key_line
 from kubetrain_operator.render import Role
 from tests.operator.helpers import head, terminated, unschedulable, waiting, worker
 
@@ -72,14 +74,58 @@ def test_oom_killed_is_retryable_only_when_configured() -> None:
     assert pod.failure(retry_on_oom=True).retryable  # type: ignore[union-attr]
 
 
-def test_exit_codes_1_to_127_are_permanent_and_quote_the_log_tail() -> None:
+def test_exit_codes_1_to_127_are_permanent_and_quote_the_error_line_of_the_log_tail() -> None:
     log_tail = "Traceback (most recent call last):\n  ...\nValueError: bad learning rate"
     pod = PodView(head(phase="Failed", containers=terminated(1, message=log_tail, name="head")))
     fault = pod.failure(retry_on_oom=False)
     assert fault is not None
     assert (fault.reason, fault.exit_code, fault.retryable) == ("NonZeroExit", 1, False)
-    assert fault.message.startswith("pod t-head container head: exited with code 1: Traceback")
-    assert fault.message.endswith("ValueError: bad learning rate")
+    assert (
+        fault.message
+        == "pod t-head container head: exited with code 1: ValueError: bad learning rate"
+    )
+
+
+# The tail of a worker pod whose `ray start` refuses too little memory, as the kubelet quotes it.
+RAY_START_TAIL = (
+    '  File "/usr/local/lib/python3.11/site-packages/ray/_private/services.py", line 2287, in '
+    "determine_plasma_store_config\n    raise ValueError(\n    ^^^^^^^^^^^^^^^^^\n"
+    "ValueError: Attempting to cap object store memory usage at 24454348 bytes, but the minimum "
+    "allowed is 78643200 bytes.\n^^^^^^^^^^^^\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("tail", "line"),
+    [
+        (RAY_START_TAIL, "ValueError: Attempting to cap object store memory usage at 24454348 "
+                         "bytes, but the minimum allowed is 78643200 bytes."),
+        ("epoch 3/10\nTraceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+         "ray.exceptions.RaySystemError: System error: lost\n", "ray.exceptions.RaySystemError: "
+         "System error: lost"),
+        ("kubetrain driver: invalid job: spec.model.inputSize is 5\n",
+         "kubetrain driver: invalid job: spec.model.inputSize is 5"),
+        ("loading\nsegfault in the data loader\n^^^^\n", "segfault in the data loader"),
+    ],
+)  # fmt: skip
+def test_the_error_line_is_picked_from_frames_and_markers(tail: str, line: str) -> None:
+    assert key_line(tail) == line
+    pod = PodView(worker(0, phase="Failed", containers=terminated(1, message=tail)))
+    fault = pod.failure(retry_on_oom=False)
+    assert fault is not None and fault.detail == f"exited with code 1: {line}"
+    assert "^^^" not in fault.message
+
+
+def test_a_head_exiting_2_fails_the_job_as_invalid_not_as_a_crash() -> None:
+    said = "kubetrain driver: spec.model.inputSize is 5 but each sample has 3 features"
+    pod = PodView(head(phase="Failed", containers=terminated(2, message=said, name="head")))
+    fault = pod.failure(retry_on_oom=False)
+    assert fault is not None
+    assert (fault.reason, fault.retryable) == ("InvalidSpec", False)
+    assert fault.detail == f"exited with code 2: {said}"
+    # A worker pod's exit 2 is its Ray node's, not the driver's verdict.
+    worker_pod = PodView(worker(0, phase="Failed", containers=terminated(2)))
+    assert worker_pod.failure(retry_on_oom=False).reason == "NonZeroExit"  # type: ignore[union-attr]
 
 
 def test_exit_codes_128_to_255_are_retryable() -> None:

@@ -28,6 +28,9 @@ CONFIG_KEY = "trainingjob.json"
 CONFIG_DIR = "/etc/kubetrain"
 # The driver creates this file when training starts; the head's readiness probe looks for it.
 TRAINING_MARKER = "/tmp/kubetrain/training"  # inside the container
+# The head's exit code for a job that cannot run as written (the driver's verdict): the operator
+# fails such a job with reason InvalidSpec and does not restart it.
+HEAD_EXIT_INVALID = 2
 
 
 class Role(str, Enum):

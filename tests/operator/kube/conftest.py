@@ -170,7 +170,8 @@ class Jobs:
         return f"{base}/{sub}" if sub else base
 
     def apply(self, name: str, labels: dict[str, str] | None = None, **spec: Any) -> Obj:
-        data = job_dict(**spec)
+        # Checkpoints on s3://: the operator refuses a local storagePath that no other pod sees.
+        data = job_dict(**({"checkpoint": {"storagePath": "s3://bucket/runs"}} | spec))
         data["metadata"] = {"name": name, "namespace": self.ns, "labels": labels or {}}
         data["spec"].setdefault("pod", {})["schedulerName"] = NO_SCHEDULER
         created = self.kube._call(
