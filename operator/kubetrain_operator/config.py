@@ -50,6 +50,10 @@ class PolicySettings:
     resync_seconds: float = 60.0
     # Seconds between reconciles while pods are being deleted, so a restart resumes promptly.
     deleting_poll_seconds: float = 1.0
+    # Worker pods replaced in a row for the same error, with no epoch in between, before the job
+    # fails: a worker that fails the same way on every start (a Ray node that cannot start in
+    # its memory, a broken image) is not healing.
+    max_repeated_worker_failures: int = 3
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ start, then missing pods.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -76,6 +77,8 @@ class Decision:
     replaced_workers: int = 0
     requeue_after: float | None = None  # seconds until something is due; None: on events only
     faults: tuple[Fault, ...] = field(default=())  # what keeps pods from running (for status)
+    # REPLACE_WORKERS: the error the replaced workers failed with (see `worker_error`).
+    worker_error: str | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -133,6 +136,19 @@ def _fail(s: Situation, reason: str, message: str) -> Decision:
     """The job ends; its pods go as cleanPodPolicy says (None keeps them for inspection)."""
     delete = _cleanup(_live(s), s.spec.run_policy.clean_pod_policy)
     return Decision(Action.FAIL, reason, message, delete=delete, requeue_after=_ttl(s))
+
+
+def worker_error(details: list[str]) -> str:
+    """What failed workers have in common, with numbers blanked: a Ray node refusing too little
+    memory quotes the bytes it found free, which differ a little on every start."""
+    return "; ".join(sorted({re.sub(r"\d+", "N", d) for d in details}))
+
+
+def repeats(status: TrainingJobStatus, error: str) -> int:
+    """How many times in a row workers have now failed with `error`, this time included."""
+    streak = status.worker_failure_streak
+    same = streak is not None and streak.error == error and streak.epoch == status.epoch
+    return streak.count + 1 if same and streak is not None else 1
 
 
 def _retry_or_fail(s: Situation, fault: Fault) -> Decision:
@@ -238,10 +254,19 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
             return _fail(s, fault.reason, fault.message)
         failed_workers.append(pod)
     if failed_workers:
-        details = "; ".join(
-            f.message if (f := p.failure(retry_on_oom=run.retry_on_oom)) else f"{p.name} exited"
-            for p in failed_workers
-        )
+        faults_seen = [p.failure(retry_on_oom=run.retry_on_oom) for p in failed_workers]
+        pairs = zip(failed_workers, faults_seen, strict=True)
+        details = "; ".join(f.message if f else f"{p.name} exited" for p, f in pairs)
+        error = worker_error([f.detail if f else "exited" for f in faults_seen])
+        count = repeats(status, error)
+        limit = policy.max_repeated_worker_failures
+        if count > limit:
+            return _fail(
+                s,
+                Reason.WORKERS_FAIL_REPEATEDLY.value,
+                f"worker pods failed the same way {count} times in a row with no epoch trained"
+                f" in between, so replacing them again would not help: {details}",
+            )
         return Decision(
             Action.REPLACE_WORKERS,
             Reason.WORKER_REPLACED.value,
@@ -249,6 +274,7 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
             f" checkpoint: {details}",
             delete=tuple(p.name for p in failed_workers) + stale,
             requeue_after=policy.deleting_poll_seconds,
+            worker_error=error,
         )
 
     # Pods that cannot start: name the cause now, fail when it is hopeless or too late.

@@ -372,3 +372,51 @@ def test_extra_workers_from_a_larger_attempt_are_deleted() -> None:
     sim = started()
     d = sim.step(30, *running(), worker(2, phase="Running"))
     assert d.delete == ("t-worker-2",)
+
+
+# The tail a worker pod leaves when `ray start` refuses its memory: the bytes differ per start.
+def _ray_refuses(rank: int, free: int) -> dict[str, Any]:
+    tail = (
+        "    raise ValueError(\n    ^^^^^^^^^^\nValueError: Attempting to cap object store memory "
+        f"usage at {free} bytes, but the minimum allowed is 78643200 bytes.\n"
+    )
+    return worker(rank, phase="Failed", containers=terminated(1, message=tail))
+
+
+def test_workers_failing_the_same_way_on_every_start_fail_the_job_with_that_error() -> None:
+    sim = started()
+    for t, free in ((20, 24454348), (30, 24451002), (40, 24460117)):
+        d = sim.step(t, running()[0], _ray_refuses(0, free), running()[2])
+        assert d.action is Action.REPLACE_WORKERS, d
+        sim.step(t + 1, running()[0], running()[2])  # the replacement is created
+    assert sim.status.worker_failure_streak is not None
+    assert sim.status.worker_failure_streak.count == POLICY.max_repeated_worker_failures
+    d = sim.step(50, running()[0], _ray_refuses(0, 24452222), running()[2])
+    assert (d.action, d.reason) == (Action.FAIL, "WorkersFailRepeatedly")
+    assert "failed the same way 4 times in a row" in d.message
+    assert "ValueError: Attempting to cap object store memory usage at 24452222 bytes" in d.message
+    assert "^^^" not in d.message
+    assert sim.phase() is Phase.FAILED and sim.status.restarts == 0
+
+
+def test_an_epoch_between_worker_failures_starts_the_count_again() -> None:
+    sim = started()
+    for t, epoch in ((20, 1), (30, 2), (40, 3), (50, 4), (60, 5)):
+        sim.status.epoch = epoch  # the driver reported an epoch since the last failure
+        d = sim.step(t, running()[0], _ray_refuses(0, 24454348), running()[2])
+        assert d.action is Action.REPLACE_WORKERS, (t, d)
+        assert sim.status.worker_failure_streak is not None
+        assert sim.status.worker_failure_streak.count == 1
+        sim.step(t + 1, running()[0], running()[2])
+
+
+def test_a_different_error_starts_the_count_again() -> None:
+    sim = started()
+    failures = [
+        _ray_refuses(0, 1),
+        worker(0, phase="Failed", containers=terminated(1, message="RuntimeError: head lost")),
+    ] * 3
+    for i, failed in enumerate(failures):
+        d = sim.step(20 + 10 * i, running()[0], failed, running()[2])
+        assert d.action is Action.REPLACE_WORKERS, (i, d)
+        sim.step(21 + 10 * i, running()[0], running()[2])

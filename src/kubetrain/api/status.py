@@ -72,6 +72,7 @@ class Reason(str, Enum):
     INVALID_SPEC = "InvalidSpec"
     SPEC_CHANGE_REFUSED = "SpecChangeRefused"
     TRAINING_FAILED = "TrainingFailed"
+    WORKERS_FAIL_REPEATEDLY = "WorkersFailRepeatedly"
 
 
 class StatusModel(BaseModel):
@@ -85,6 +86,14 @@ class Condition(StatusModel):
     message: str = ""
     last_transition_time: str = Field(description="RFC 3339 time the status last changed.")
     observed_generation: int | None = None
+
+
+class WorkerFailureStreak(StatusModel):
+    """Worker pods replaced in a row for the same error, with no epoch trained in between."""
+
+    error: str = Field(description="What the replaced worker pods failed with.")
+    epoch: int | None = Field(None, description="The job's epoch when the streak began.")
+    count: int = Field(1, description="Replacements in the streak so far.")
 
 
 class TrainingJobStatus(StatusModel):
@@ -102,6 +111,9 @@ class TrainingJobStatus(StatusModel):
     eta_seconds: float | None = None
     restarts: int = Field(0, description="Whole-job restarts so far; survives cleanup.")
     worker_restarts: int = Field(0, description="Worker pods replaced so far.")
+    worker_failure_streak: WorkerFailureStreak | None = Field(
+        None, description="The latest worker failure, while it repeats (bounds replacements)."
+    )
     checkpoint: str | None = Field(None, description="Latest checkpoint path.")
     start_time: str | None = None
     completion_time: str | None = None
