@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from kubetrain.api import InvalidTrainingJob
-from kubetrain.runner.preflight import PreflightError, check, resolve_deepspeed_config
-from kubetrain.trainer.deepspeed import (
+from kubetrain.api.deepspeed import (
     Conflict,
     DeepSpeedConfigError,
     build_config,
@@ -19,7 +18,8 @@ from kubetrain.trainer.deepspeed import (
     effective,
     merge,
 )
-from kubetrain.trainer.deepspeed import check as check_deepspeed
+from kubetrain.api.deepspeed import check as check_deepspeed
+from kubetrain.runner.preflight import PreflightError, check, resolve_deepspeed_config
 from tests.conftest import make_job
 
 
