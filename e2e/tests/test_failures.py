@@ -66,10 +66,10 @@ def test_worker_pod_deleted_mid_training_resumes_from_checkpoint_and_succeeds(
 
 
 def test_image_that_does_not_exist_fails_the_job_within_a_minute(
-    kubectl: Kubectl, namespace: str, figures: Figures
+    kubectl: Kubectl, namespace: str, checkpoint_claim: str, figures: Figures
 ) -> None:
     name = "no-image"
-    job = example_job(name, namespace)
+    job = example_job(name, namespace, claim=checkpoint_claim)
     job["spec"]["pod"] = {"image": "kubetrain.local/no-such-image:0.0.0"}
     kubectl.apply(job)
     status = wait_for_phase(kubectl, name, namespace, {"Failed"}, timeout=90)
