@@ -173,6 +173,7 @@ def test_unknown_model_and_unreadable_path_exit_nonzero(tmp_path: Path) -> None:
     bad_path.write_text(
         (EXAMPLES / "mnist-mlp.yaml")
         .read_text()
+        .replace("name: mlp", "name: cnn")  # a model whose input fits any image folder
         .replace("source: digits", f"source: image_folder\n    path: {tmp_path / 'nowhere'}")
     )
     proc = subprocess.run([*KUBETRAIN, "run", str(bad_path)], capture_output=True, text=True,
