@@ -33,6 +33,7 @@ OPERATOR_FIELDS = (
     "message",
     "restarts",
     "workerRestarts",
+    "workerFailureStreak",
     "startTime",
     "completionTime",
     "observedGeneration",
