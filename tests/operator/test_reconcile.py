@@ -273,6 +273,32 @@ def test_failure_writes_status_then_deletes_running_pods(kube: FakeKube) -> None
     assert ("Warning", "NonZeroExit") in kube.events()
 
 
+def test_a_worker_failing_the_same_way_on_every_start_fails_the_job_after_3_replacements(
+    kube: FakeKube,
+) -> None:
+    """The streak must survive the status write between passes (an operator-owned field)."""
+    r = reconciler(kube)
+    settle(r)
+    run_all(kube)
+    settle(r)
+    for free in (24454348, 24451002, 24460117, 24452222):
+        tail = f"ValueError: Attempting to cap object store memory usage at {free} bytes"
+        failed = {"exitCode": 1, "reason": "Error", "message": tail}
+        set_pod(kube, "t-worker-1", phase="Failed", containerStatuses=[
+            {"name": "worker", "state": {"terminated": failed}}
+        ])  # fmt: skip
+        settle(r)  # deleted, or at last the job fails
+        settle(r)  # created again
+    status = job(kube)["status"]
+    assert (status["phase"], status["conditions"][-1]["reason"]) == (
+        "Failed",
+        "WorkersFailRepeatedly",
+    ), status["message"]
+    assert status["workerRestarts"] == 3
+    assert status["workerFailureStreak"]["count"] == 3
+    assert "at 24452222 bytes" in status["message"]
+
+
 def test_objects_missing_after_a_crash_are_created_by_the_next_pass(kube: FakeKube) -> None:
     r = reconciler(kube)
     settle(r)
