@@ -150,3 +150,31 @@ def test_a_spec_mistake_fails_the_job_within_10_s_with_no_pods(
     selector = f"kubetrain.io/job-name={name}"
     owned = kubectl.items("pods,services,configmaps", namespace=namespace, selector=selector)
     assert owned == [], [f"{o['kind']}/{o['metadata']['name']}" for o in owned]
+
+
+def test_worker_pods_failing_the_same_way_on_every_start_fail_the_job_with_that_error(
+    kubectl: Kubectl, namespace: str, checkpoint_claim: str, figures: Figures
+) -> None:
+    """A worker whose Ray node can never start is not healing: after a bounded number of
+    replacements the job is Failed, quoting the error line (not the traceback's frames).
+
+    Ray's own knob makes the object store 10% of a pod's free memory: under 75 MiB in a 512Mi
+    worker, so `ray start` refuses on every start, while the 2Gi head starts (the failure seen
+    with too little memory, which the spec check now refuses before any pod)."""
+    name = "hopeless-workers"
+    job = example_job(name, namespace, claim=checkpoint_claim)
+    job["spec"]["distributed"]["resourcesPerWorker"]["memory"] = "512Mi"
+    job["spec"]["pod"]["env"] = [
+        {"name": "RAY_DEFAULT_OBJECT_STORE_MEMORY_PROPORTION", "value": "0.1"}
+    ]
+    t0 = time.monotonic()
+    kubectl.apply(job)
+    status = wait_for_phase(kubectl, name, namespace, {"Failed"}, timeout=420)
+    figures.record("hopeless_workers.seconds_to_failed", round(time.monotonic() - t0, 1))
+    figures.record("hopeless_workers.worker_restarts", status.get("workerRestarts"))
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "WorkersFailRepeatedly", failed
+    assert "ValueError: Attempting to cap object store memory usage" in failed["message"], failed
+    assert "^^^" not in failed["message"] and 'File "' not in failed["message"], failed
+    assert status.get("restarts", 0) == 0
+    assert 1 <= status.get("workerRestarts", 0) <= 2 * 3, status  # 2 workers, 3 replacements
