@@ -114,3 +114,25 @@ def test_text_samples_for_lstm_and_vocab() -> None:
     assert ids.dtype == torch.int64 and ids.shape == (24,) and int(ids.max()) < 100
     vocab = Vocabulary.build(["the cat", "the dog"], size=10)
     assert vocab.encode(["the bird"], 4).tolist() == [[vocab.index["the"], 1, 0, 0]]
+
+
+def test_digits_are_scikit_learns_read_without_importing_sklearn_datasets() -> None:
+    """The same 1,797 images and labels as scikit-learn's load_digits, without the second its
+    import costs every worker at start-up."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from sklearn.datasets import load_digits as sk_digits
+
+    from kubetrain.trainer.data.images import digits_arrays
+
+    images, labels = digits_arrays()
+    reference = sk_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+    probe = (
+        "import sys; from kubetrain.trainer.data.images import digits_arrays; digits_arrays(); "
+        "print('sklearn.datasets' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +37,29 @@ def image_info(num_classes: int, channels: int, size: int, names: tuple[str, ...
     )
 
 
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ([N, 8, 8] pixels 0-16, [N] labels).
+
+    Read from the file scikit-learn ships, as its `load_digits` reads it, without importing
+    `sklearn.datasets` (a second of every worker's start-up, for a 180 kB file)."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    roots = spec.submodule_search_locations if spec is not None else None
+    path = Path(roots[0]) / "datasets" / "data" / "digits.csv.gz" if roots else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits as sk_digits  # a layout of its own: ask it
+
+        digits = sk_digits()
+        return digits.images, digits.target
+    with gzip.open(path, "rt") as fh:
+        data = np.loadtxt(fh, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
+
+
 def load_digits(channels: int, size: int, val_split: float, seed: int) -> Splits:
     """scikit-learn's 1,797 real 8x8 handwritten digits, upsampled like MNIST (28x28, [0, 1])."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    digits = sk_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(digits.target, dtype=torch.int64)
+    images, labels = digits_arrays()
+    x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(labels, dtype=torch.int64)
     train, val = split_tensors(_fit_images(x, channels, size), y, val_split, seed)
     return Splits(train, val, image_info(10, channels, size))
 
