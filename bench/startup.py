@@ -11,6 +11,10 @@ imports, Ray's start, Ray Train's controller and worker group, the workers' own 
 model, DDP), the first epoch.
 
     python bench/startup.py [--repeats 3] [--breakdown]
+    python bench/startup.py --cluster   # the same on the end-to-end cluster (root; minutes)
+
+`--cluster` runs e2e/tests/bench_startup.py through e2e/run.sh: `kubectl apply` of the example →
+first epoch in its status → Succeeded, against a plain torchrun pod of the same trainer image.
 """
 
 from __future__ import annotations
@@ -127,7 +131,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--breakdown", action="store_true", help="also time kubetrain's phases")
+    parser.add_argument("--cluster", action="store_true", help="on the end-to-end cluster")
     args = parser.parse_args()
+    if args.cluster:
+        os.chdir(ROOT)
+        command = ["bash", "e2e/run.sh", "--down", "-s", "-k", "startup_side_by_side",
+                   "e2e/tests/bench_startup.py"]  # fmt: skip
+        os.execvp(command[0], command)
     runs: dict[str, list[tuple[float, float]]] = {"plain": [], "kubetrain": []}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
