@@ -9,15 +9,17 @@ side by side, alternating which goes first:
     processes, gloo) on the same model and data, asking the CPU the two workers ask together:
     pod created → Running → `epoch 1/` in its log → Succeeded.
 
-    python bench/startup.py --cluster   # e2e/run.sh --down -s -k startup_side_by_side …
+    python bench/startup.py --cluster   # KUBETRAIN_E2E_PATHS=<this file> e2e/run.sh --down -s
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from e2e.tests.conftest import TRAINER_IMAGE, WORKER_CPU, Figures, example_job
 from e2e.tests.kube import REPO, Kubectl, Obj
@@ -50,6 +52,7 @@ def kubetrain_run(kubectl: Kubectl, namespace: str, claim: str, name: str) -> di
         got = kubectl.get("trainingjob", name, namespace=namespace) or {}
         return dict(got.get("status") or {})
 
+    applied = time.time()
     kubectl.apply(job)
     times = _timeline({
         "running": lambda: status().get("phase") in ("Running", "Succeeded"),
@@ -57,8 +60,43 @@ def kubetrain_run(kubectl: Kubectl, namespace: str, claim: str, name: str) -> di
         "done": lambda: status().get("phase") in ("Succeeded", "Failed"),
     }, timeout=900)  # fmt: skip
     assert status().get("phase") == "Succeeded", status()
+    for line in head_timeline(kubectl, namespace, name, applied):
+        print(f"    {line}")
     kubectl.delete("trainingjob", name, namespace=namespace)
+    _wait_gone(kubectl, namespace, f"kubetrain.io/job-name={name}")
     return times
+
+
+def head_timeline(kubectl: Kubectl, namespace: str, name: str, applied: float) -> list[str]:
+    """When each pod's container started and each phase the driver logs began, in seconds
+    since the apply (the driver logs with times: `2026-12-06 22:55:01,123 INFO …`)."""
+    lines = []
+    for pod in kubectl.items("pods", namespace=namespace, selector=f"kubetrain.io/job-name={name}"):
+        for cs in pod.get("status", {}).get("containerStatuses", []):
+            state = cs.get("state", {})
+            started = (state.get("running") or state.get("terminated") or {}).get("startedAt")
+            if started:
+                at = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+                lines.append((at - applied, f"container of {pod['metadata']['name']} started"))
+    log = kubectl.run("logs", "-n", namespace, f"{name}-head", check=False)
+    for line in log.splitlines():
+        found = _LOGGED.match(line)
+        if (found and not found["what"].startswith("epoch ")) or (found and "epoch 1/" in line):
+            stamp = datetime.strptime(found["at"], "%Y-%m-%d %H:%M:%S,%f")
+            at = stamp.replace(tzinfo=timezone.utc).timestamp()
+            lines.append((at - applied, f"driver: {found['what'][:90]}"))
+    return [f"{at:6.1f} s  {what}" for at, what in sorted(lines)]
+
+
+_LOGGED = re.compile(r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO (?P<what>.*)$")
+
+
+def _wait_gone(kubectl: Kubectl, namespace: str, selector: str) -> None:
+    """The next run starts on a node its predecessor has left (its pods hold CPU until gone)."""
+    deadline = time.monotonic() + 180
+    while kubectl.items("pods", namespace=namespace, selector=selector):
+        assert time.monotonic() < deadline, f"pods of {selector} still there"
+        time.sleep(1)
 
 
 def plain_run(kubectl: Kubectl, namespace: str, name: str) -> dict[str, float]:
@@ -108,6 +146,10 @@ def plain_run(kubectl: Kubectl, namespace: str, name: str) -> dict[str, float]:
     assert phase() == "Succeeded", kubectl.run("logs", "-n", namespace, name, check=False)
     kubectl.delete("pod", name, namespace=namespace)
     kubectl.delete("configmap", name, namespace=namespace)
+    deadline = time.monotonic() + 180
+    while kubectl.get("pod", name, namespace=namespace):
+        assert time.monotonic() < deadline, f"pod {name} still there"
+        time.sleep(1)
     return times
 
 

@@ -181,6 +181,8 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.unshared_storage:  # said before the slow imports below
         return _terminate(EXIT_INVALID, unshared_storage_message(job))
 
+    # Each phase of the start-up is logged with its time: bench/startup.py --cluster reads them.
+    log.info("loading the trainer (torch, Ray)")
     from kubetrain.runner import JobFailed, LocalCluster, PreflightError, run_job, start_ray
 
     start = [
@@ -190,9 +192,11 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         "--dashboard-host=0.0.0.0", f"--dashboard-port={args.dashboard_port}",
         f"--metrics-export-port={args.metrics_port}", "--disable-usage-stats",
     ]  # fmt: skip
+    log.info("starting the Ray head")
     code = start_ray_node(lambda: _ray_process(start), _ray_stop)
     if code != 0:
         return _terminate(EXIT_FAILED, f"ray start --head failed with exit code {code}; see above")
+    log.info("Ray head started")
     # The workers' and Ray Train's own logs go to this pod's log: `kubectl logs <job>-head`
     # is where a user looks when training goes wrong.
     cluster = LocalCluster(address="auto", verbose=True)
@@ -201,6 +205,7 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     import ray
 
     workers = job.spec.distributed.workers
+    log.info("connected to Ray; waiting for %d worker pod(s) to join", workers)
     timeout = float(job.spec.run_policy.startup_deadline_seconds)
     joined = wait_for_workers(
         workers,
@@ -211,6 +216,7 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return _terminate(
             EXIT_FAILED, f"only {joined:.0f} of {workers} worker pods joined Ray in {timeout:.0f} s"
         )
+    log.info("%d worker pod(s) joined; starting Ray Train", workers)
     TRAINING_MARKER.parent.mkdir(parents=True, exist_ok=True)
     TRAINING_MARKER.touch()  # the readiness probe turns the pod Ready: the job is Running
 
