@@ -181,10 +181,6 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.unshared_storage:  # said before the slow imports below
         return _terminate(EXIT_INVALID, unshared_storage_message(job))
 
-    # Each phase of the start-up is logged with its time: bench/startup.py --cluster reads them.
-    log.info("loading the trainer (torch, Ray)")
-    from kubetrain.runner import JobFailed, LocalCluster, PreflightError, run_job, start_ray
-
     start = [
         "ray", "start", "--head", f"--port={args.gcs_port}",
         # No CPUs or GPUs on the head: every Ray Train worker lands on a worker pod.
@@ -192,11 +188,15 @@ def run_head(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         "--dashboard-host=0.0.0.0", f"--dashboard-port={args.dashboard_port}",
         f"--metrics-export-port={args.metrics_port}", "--disable-usage-stats",
     ]  # fmt: skip
+    # Each phase of the start-up is logged with its time: bench/startup.py --cluster reads them.
     log.info("starting the Ray head")
     code = start_ray_node(lambda: _ray_process(start), _ray_stop)
     if code != 0:
         return _terminate(EXIT_FAILED, f"ray start --head failed with exit code {code}; see above")
-    log.info("Ray head started")
+    # Loaded once the head is up, not before: the worker pods join it meanwhile.
+    log.info("Ray head started; loading the trainer (torch, Ray)")
+    from kubetrain.runner import JobFailed, LocalCluster, PreflightError, run_job, start_ray
+
     # The workers' and Ray Train's own logs go to this pod's log: `kubectl logs <job>-head`
     # is where a user looks when training goes wrong.
     cluster = LocalCluster(address="auto", verbose=True)
