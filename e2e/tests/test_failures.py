@@ -178,3 +178,26 @@ def test_worker_pods_failing_the_same_way_on_every_start_fail_the_job_with_that_
     assert "^^^" not in failed["message"] and 'File "' not in failed["message"], failed
     assert status.get("restarts", 0) == 0
     assert 1 <= status.get("workerRestarts", 0) <= 2 * 3, status  # 2 workers, 3 replacements
+
+
+def test_a_worker_error_that_would_recur_fails_the_job_at_once_without_retries(
+    kubectl: Kubectl, namespace: str, checkpoint_claim: str, figures: Figures
+) -> None:
+    """A model entrypoint no pod can import passes the spec check (only the image can tell),
+    fails in every worker, and would fail on every retry: the job is Failed/InvalidSpec at the
+    first occurrence, with no Ray Train retry and no whole-job restart."""
+    name = "no-module"
+    job = example_job(name, namespace, claim=checkpoint_claim)
+    job["spec"]["model"] = {"name": "custom", "entrypoint": "kubetrain_no_such_module:build"}
+    job["spec"]["distributed"]["maxFailures"] = 3
+    t0 = time.monotonic()
+    kubectl.apply(job)
+    status = wait_for_phase(kubectl, name, namespace, {"Failed"}, timeout=300)
+    figures.record("recurring_error.seconds_to_failed", round(time.monotonic() - t0, 1))
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "InvalidSpec", failed
+    says = "spec.model.entrypoint: cannot import module 'kubetrain_no_such_module'"
+    assert says in failed["message"], failed
+    assert status.get("restarts", 0) == 0 and status.get("workerRestarts", 0) == 0, status
+    head_log = kubectl.run("logs", "-n", namespace, f"{name}-head")
+    assert "resuming from the last checkpoint" not in head_log
