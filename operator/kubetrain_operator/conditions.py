@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kubetrain.api import Condition, ConditionType, Reason, TrainingJobStatus, derive_phase
-from kubetrain.api.status import WorkerFailureStreak
 from kubetrain_operator.decide import (
     Action,
     Decision,
@@ -21,7 +20,6 @@ from kubetrain_operator.decide import (
     Situation,
     expected_pods,
     is_finished,
-    repeats,
 )
 from kubetrain_operator.render.names import Role
 
@@ -175,10 +173,8 @@ def next_status(
     elif action is Action.REPLACE_WORKERS:
         book.set(ConditionType.RESTARTING, True, d.reason, d.message)
         book.set(ConditionType.PODS_READY, False, d.reason, d.message)
-        if d.worker_error is not None:
-            status.worker_failure_streak = WorkerFailureStreak(
-                error=d.worker_error, epoch=status.epoch, count=repeats(status, d.worker_error)
-            )
+        if d.worker_failure_streak is not None:
+            status.worker_failure_streak = d.worker_failure_streak
     elif not is_finished(status) and action in (Action.CREATE, Action.NOOP):
         if action is Action.CREATE:
             resuming = book.is_true(ConditionType.SUSPENDED)

@@ -18,6 +18,7 @@ from enum import Enum
 
 from kubetrain.api import ConditionType, Reason, TrainingJobSpec, TrainingJobStatus
 from kubetrain.api.spec import CleanPodPolicy
+from kubetrain.api.status import WorkerFailureStreak
 from kubetrain_operator.config import PolicySettings
 from kubetrain_operator.observe import Fault, PodView
 from kubetrain_operator.render.names import Role, head_pod_name, worker_pod_name
@@ -77,8 +78,8 @@ class Decision:
     replaced_workers: int = 0
     requeue_after: float | None = None  # seconds until something is due; None: on events only
     faults: tuple[Fault, ...] = field(default=())  # what keeps pods from running (for status)
-    # REPLACE_WORKERS: the error the replaced workers failed with (see `worker_error`).
-    worker_error: str | None = None
+    # REPLACE_WORKERS: the replaced workers' error, and how often in a row they failed with it.
+    worker_failure_streak: WorkerFailureStreak | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -144,11 +145,13 @@ def worker_error(details: list[str]) -> str:
     return "; ".join(sorted({re.sub(r"\d+", "N", d) for d in details}))
 
 
-def repeats(status: TrainingJobStatus, error: str) -> int:
-    """How many times in a row workers have now failed with `error`, this time included."""
+def next_streak(status: TrainingJobStatus, error: str) -> WorkerFailureStreak:
+    """The streak once workers failed with `error` again: one longer if nothing changed since
+    (the same error, no epoch trained), else a new one."""
     streak = status.worker_failure_streak
-    same = streak is not None and streak.error == error and streak.epoch == status.epoch
-    return streak.count + 1 if same and streak is not None else 1
+    if streak is not None and streak.error == error and streak.epoch == status.epoch:
+        return streak.model_copy(update={"count": streak.count + 1})
+    return WorkerFailureStreak(error=error, epoch=status.epoch, count=1)
 
 
 def _retry_or_fail(s: Situation, fault: Fault) -> Decision:
@@ -257,15 +260,15 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
         faults_seen = [p.failure(retry_on_oom=run.retry_on_oom) for p in failed_workers]
         pairs = zip(failed_workers, faults_seen, strict=True)
         details = "; ".join(f.message if f else f"{p.name} exited" for p, f in pairs)
-        error = worker_error([f.detail if f else "exited" for f in faults_seen])
-        count = repeats(status, error)
-        limit = policy.max_repeated_worker_failures
-        if count > limit:
+        streak = next_streak(
+            status, worker_error([f.detail if f else "exited" for f in faults_seen])
+        )
+        if streak.count > policy.max_repeated_worker_failures:
             return _fail(
                 s,
                 Reason.WORKERS_FAIL_REPEATEDLY.value,
-                f"worker pods failed the same way {count} times in a row with no epoch trained"
-                f" in between, so replacing them again would not help: {details}",
+                f"worker pods failed the same way {streak.count} times in a row with no epoch"
+                f" trained in between, so replacing them again would not help: {details}",
             )
         return Decision(
             Action.REPLACE_WORKERS,
@@ -274,7 +277,7 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
             f" checkpoint: {details}",
             delete=tuple(p.name for p in failed_workers) + stale,
             requeue_after=policy.deleting_poll_seconds,
-            worker_error=error,
+            worker_failure_streak=streak,
         )
 
     # Pods that cannot start: name the cause now, fail when it is hopeless or too late.
