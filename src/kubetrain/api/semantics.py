@@ -20,6 +20,7 @@ from kubetrain.api.deepspeed import check as check_deepspeed
 from kubetrain.api.quantities import memory_bytes
 from kubetrain.api.sources import (
     MODEL_INPUTS,
+    PRETRAINED_MODELS,
     SOURCES,
     SYNTHETIC_TEXT_CLASSES,
     TEXT_MODELS,
@@ -114,7 +115,7 @@ def _model_options(spec: TrainingJobSpec) -> Iterator[Problem]:
             f"is only used when model.name is 'custom', not {model.name.value!r}; drop it, or "
             "set name: custom",
         )
-    if model.pretrained and model.name not in (ModelName.BERT, ModelName.MOBILENET_V2):
+    if model.pretrained and model.name not in PRETRAINED_MODELS:
         yield Problem(
             "spec.model.pretrained",
             f"{model.name.value!r} has no pretrained weights (bert and mobilenet_v2 do); drop it",
@@ -124,7 +125,8 @@ def _model_options(spec: TrainingJobSpec) -> Iterator[Problem]:
 def _freezing(spec: TrainingJobSpec) -> Iterator[Problem]:
     freeze, model = spec.model.freeze, spec.model.name
     field = "spec.model.freeze"
-    if model in (ModelName.MLP, ModelName.CNN, ModelName.LSTM) and (
+    nothing_to_freeze = model not in PRETRAINED_MODELS and model is not ModelName.CUSTOM
+    if nothing_to_freeze and (
         freeze.backbone or freeze.embeddings or freeze.layers or freeze.unfreeze_at_epoch
     ):
         yield Problem(field, f"{model.value!r} has no pretrained parts to freeze; drop freeze")

@@ -56,6 +56,8 @@ MODEL_INPUTS: dict[ModelName, tuple[DataKind, ...]] = {
     ModelName.MOBILENET_V2: (DataKind.IMAGE,),
 }
 TEXT_MODELS = (ModelName.LSTM, ModelName.BERT)
+# Models with pretrained weights, and so with parts to freeze (custom models may have them too).
+PRETRAINED_MODELS = (ModelName.BERT, ModelName.MOBILENET_V2)
 SYNTHETIC_TEXT_CLASSES = 2  # synthetic data for a text model is the two-class text sample set
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kubetrain.api.sources import image_shape
+from kubetrain.api.sources import SOURCES, image_shape
 from kubetrain.api.spec import DatasetSource, ModelName, TrainingJobSpec
 from kubetrain.trainer.data import images, tabular, text
 from kubetrain.trainer.data.info import DataInfo, InputKind
@@ -13,12 +13,10 @@ from kubetrain.trainer.data.split import Splits, cap, shard
 
 __all__ = ["DataInfo", "InputKind", "Splits", "check_dataset_path", "load_splits", "shard"]
 
-_LOCAL_PATH_SOURCES = (DatasetSource.IMAGE_FOLDER, DatasetSource.CSV)
-
 
 def check_dataset_path(spec: TrainingJobSpec) -> None:
     """Fail before any worker starts when a local dataset path cannot be read."""
-    if spec.dataset.source not in _LOCAL_PATH_SOURCES or spec.dataset.path is None:
+    if not SOURCES[spec.dataset.source].needs_path or spec.dataset.path is None:
         return
     path = Path(spec.dataset.path)
     want_dir = spec.dataset.source is DatasetSource.IMAGE_FOLDER
