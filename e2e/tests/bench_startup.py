@@ -22,13 +22,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from e2e.tests.conftest import TRAINER_IMAGE, WORKER_CPU, Figures, example_job
-from e2e.tests.kube import REPO, Kubectl, Obj
+from e2e.tests.kube import REPO, Kubectl, Obj, wait_for
+from kubetrain.api.quantities import cpu_cores
 
 POLL_S = 0.25
-
-
-def _cpu_millis(quantity: str) -> int:
-    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
 
 
 def _timeline(marks: dict[str, Callable[[], bool]], timeout: float) -> dict[str, float]:
@@ -63,7 +60,10 @@ def kubetrain_run(kubectl: Kubectl, namespace: str, claim: str, name: str) -> di
     for line in head_timeline(kubectl, namespace, name, applied):
         print(f"    {line}")
     kubectl.delete("trainingjob", name, namespace=namespace)
-    _wait_gone(kubectl, namespace, f"kubetrain.io/job-name={name}")
+    selector = f"kubetrain.io/job-name={name}"
+    wait_for(f"the pods of {name} to go",
+             lambda: not kubectl.items("pods", namespace=namespace, selector=selector),
+             timeout=180)  # fmt: skip
     return times
 
 
@@ -81,22 +81,15 @@ def head_timeline(kubectl: Kubectl, namespace: str, name: str, applied: float) -
     log = kubectl.run("logs", "-n", namespace, f"{name}-head", check=False)
     for line in log.splitlines():
         found = _LOGGED.match(line)
-        if (found and not found["what"].startswith("epoch ")) or (found and "epoch 1/" in line):
-            stamp = datetime.strptime(found["at"], "%Y-%m-%d %H:%M:%S,%f")
-            at = stamp.replace(tzinfo=timezone.utc).timestamp()
-            lines.append((at - applied, f"driver: {found['what'][:90]}"))
+        if found is None or (found["what"].startswith("epoch ") and "epoch 1/" not in line):
+            continue  # not the driver's, or an epoch after the first
+        stamp = datetime.strptime(found["at"], "%Y-%m-%d %H:%M:%S,%f")
+        at = stamp.replace(tzinfo=timezone.utc).timestamp()
+        lines.append((at - applied, f"driver: {found['what'][:90]}"))
     return [f"{at:6.1f} s  {what}" for at, what in sorted(lines)]
 
 
 _LOGGED = re.compile(r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO (?P<what>.*)$")
-
-
-def _wait_gone(kubectl: Kubectl, namespace: str, selector: str) -> None:
-    """The next run starts on a node its predecessor has left (its pods hold CPU until gone)."""
-    deadline = time.monotonic() + 180
-    while kubectl.items("pods", namespace=namespace, selector=selector):
-        assert time.monotonic() < deadline, f"pods of {selector} still there"
-        time.sleep(1)
 
 
 def plain_run(kubectl: Kubectl, namespace: str, name: str) -> dict[str, float]:
@@ -106,7 +99,7 @@ def plain_run(kubectl: Kubectl, namespace: str, name: str) -> dict[str, float]:
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
         "data": {"plain_ddp.py": script},
     })  # fmt: skip
-    cpu = f"{2 * _cpu_millis(WORKER_CPU)}m"  # what the two kubetrain workers ask together
+    cpu = f"{round(2000 * cpu_cores(WORKER_CPU))}m"  # what the two kubetrain workers ask together
     pod: Obj = {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
         "spec": {
@@ -146,10 +139,9 @@ def plain_run(kubectl: Kubectl, namespace: str, name: str) -> dict[str, float]:
     assert phase() == "Succeeded", kubectl.run("logs", "-n", namespace, name, check=False)
     kubectl.delete("pod", name, namespace=namespace)
     kubectl.delete("configmap", name, namespace=namespace)
-    deadline = time.monotonic() + 180
-    while kubectl.get("pod", name, namespace=namespace):
-        assert time.monotonic() < deadline, f"pod {name} still there"
-        time.sleep(1)
+    # The next run starts on a node this one has left (its pods hold CPU until gone).
+    wait_for(f"pod {name} to go", lambda: not kubectl.get("pod", name, namespace=namespace),
+             timeout=180)  # fmt: skip
     return times
 
 
