@@ -250,10 +250,7 @@ class Reconciler:
                 if exc.status not in (400, 422):
                     raise
                 # The API server refuses what the spec renders to: a spec error, not a blip.
-                s = Situation(
-                    name=s.name, spec=s.spec, status=s.status, pods=s.pods, now=s.now,
-                    invalid=f"the API server refused a pod of this job: {exc.message}",
-                )  # fmt: skip
+                s = replace(s, invalid=f"the API server refused a pod of this job: {exc.message}")
                 d = decide(s, self.config.policy)
 
         if d.action is not Action.NOOP:

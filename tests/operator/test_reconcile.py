@@ -362,6 +362,23 @@ def test_a_pod_the_api_server_refuses_fails_the_job_as_invalid(kube: FakeKube) -
     assert status["phase"] == "Failed" and "spec.containers[0].image" in status["message"]
 
 
+def test_a_refused_pod_keeps_the_refused_spec_edit_in_the_status(kube: FakeKube) -> None:
+    # The job fails on the pod the API server refuses; the edit it refused still stands.
+    r = reconciler(kube)
+    settle(r)
+    run_all(kube)
+    settle(r)
+    merge(job(kube), {"metadata": {"generation": 2}, "spec": {"model": {"name": "cnn"}}})
+    settle(r)
+    del kube.objects[("Pod", "ml", "t-worker-1")]  # lost: the next pass makes it again
+    kube.refuse_pods = 'Pod "t-worker-1" is invalid: spec.nodeName: Invalid value'
+    assert settle(r).action is Action.FAIL
+    status = job(kube)["status"]
+    assert status["phase"] == "Failed" and "spec.nodeName" in status["message"]
+    refused = [c for c in status["conditions"] if c["type"] == "SpecChangeRefused"]
+    assert refused and refused[0]["status"] == "True" and "spec.model.name" in refused[0]["message"]
+
+
 def test_an_invalid_spec_fails_the_job(kube: FakeKube) -> None:
     merge(job(kube), {"spec": {"dataset": {"source": "csv"}}})
     settle(reconciler(kube))
