@@ -9,7 +9,7 @@ own. `status_patch` keeps only what changed, so an unchanged job costs no write.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from kubetrain.api import Condition, ConditionType, Reason, TrainingJobStatus, derive_phase
@@ -22,6 +22,7 @@ from kubetrain_operator.decide import (
     is_finished,
 )
 from kubetrain_operator.render.names import Role
+from kubetrain_operator.timestamps import rfc3339
 
 # The fields the operator owns in status. The driver owns the progress fields (epoch, step,
 # loss, metrics, ...), and a status patch from one never carries the other's fields.
@@ -48,10 +49,6 @@ _ROUTINE_REASONS = {
     Reason.WORKER_REPLACED.value,
 }
 _WARNING_TYPES = {ConditionType.FAILED, ConditionType.RESTARTING, ConditionType.SPEC_CHANGE_REFUSED}
-
-
-def rfc3339(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ConditionBook:

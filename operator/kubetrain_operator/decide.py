@@ -22,6 +22,7 @@ from kubetrain.api.status import WorkerFailureStreak
 from kubetrain_operator.config import PolicySettings
 from kubetrain_operator.observe import Fault, PodView
 from kubetrain_operator.render.names import Role, head_pod_name, worker_pod_name
+from kubetrain_operator.timestamps import parse_time
 
 
 class Action(str, Enum):
@@ -179,9 +180,8 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
     # A finished job only cleans up, then waits for its TTL.
     if is_finished(status):
         ttl_left = None
-        done = status.completion_time
-        if run.ttl_seconds_after_finished is not None and done:
-            finished_at = datetime.fromisoformat(done.replace("Z", "+00:00"))
+        finished_at = parse_time(status.completion_time)
+        if run.ttl_seconds_after_finished is not None and finished_at is not None:
             ttl_left = (
                 finished_at + timedelta(seconds=run.ttl_seconds_after_finished) - now
             ).total_seconds()
@@ -205,8 +205,8 @@ def decide(s: Situation, policy: PolicySettings) -> Decision:
         )
 
     deadline_left = None
-    if run.active_deadline_seconds is not None and status.start_time:
-        started = datetime.fromisoformat(status.start_time.replace("Z", "+00:00"))
+    started = parse_time(status.start_time)
+    if run.active_deadline_seconds is not None and started is not None:
         deadline_left = run.active_deadline_seconds - (now - started).total_seconds()
         if deadline_left <= 0:
             message = f"ran longer than activeDeadlineSeconds ({run.active_deadline_seconds} s)"

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubetrain.api import ConditionType, Phase, TrainingJobStatus
+from kubetrain_operator.timestamps import parse_time
 
 # Seconds. Startup spans a pod creation on an idle control plane (< 1 s) to an image pull and a
 # GPU node scale-up (minutes).
@@ -33,10 +34,9 @@ def _turned_true(old: TrainingJobStatus, new: TrainingJobStatus, ctype: Conditio
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
+    a, b = parse_time(start), parse_time(end)
+    if a is None or b is None:
         return None
-    a = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    b = datetime.fromisoformat(end.replace("Z", "+00:00"))
     return max(0.0, (b - a).total_seconds())
 
 

@@ -21,6 +21,7 @@ from kubetrain_operator.render.names import (
     LABEL_ROLE,
     Role,
 )
+from kubetrain_operator.timestamps import parse_time
 
 # Waiting reasons that mean "the image cannot be pulled" (the kubelet retries them with backoff).
 _IMAGE_PULL = {
@@ -35,13 +36,6 @@ _CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError", "RunCont
 # Exit codes 128+n mean "killed by signal n": preemption, eviction, node loss. Worth a retry.
 _FIRST_SIGNAL_EXIT = 128
 _MAX_MESSAGE = 1000  # characters of a termination message kept in status and events
-
-
-def parse_time(value: object) -> datetime | None:
-    """RFC 3339 timestamps as the API server writes them (`2024-05-01T12:00:00Z`)."""
-    if not isinstance(value, str) or not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _tail(text: str, limit: int = _MAX_MESSAGE) -> str:

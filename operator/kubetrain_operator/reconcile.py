@@ -31,12 +31,12 @@ from kubetrain.api import (
     parse_job,
 )
 from kubetrain.api.spec import RunPolicySpec
-from kubetrain_operator.conditions import events_for, next_status, rfc3339, status_patch
+from kubetrain_operator.conditions import events_for, next_status, status_patch
 from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.decide import Action, Decision, Situation, decide
 from kubetrain_operator.kube import ApiError, Kube
 from kubetrain_operator.metrics import Metrics
-from kubetrain_operator.observe import PodView, owned_by, parse_time
+from kubetrain_operator.observe import PodView, owned_by
 from kubetrain_operator.render import (
     CONFIG_KEY,
     Role,
@@ -49,6 +49,7 @@ from kubetrain_operator.render import (
 )
 from kubetrain_operator.render.events import job_event
 from kubetrain_operator.specdiff import resolve_spec
+from kubetrain_operator.timestamps import parse_time, rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from kubetrain_operator.conditions import (
     ConditionBook,
     EventSpec,
     events_for,
-    rfc3339,
     status_patch,
 )
+from kubetrain_operator.timestamps import rfc3339
 from tests.operator.helpers import at
 
 
