@@ -24,8 +24,6 @@ from kubetrain_operator.reconcile import JobKey
 from kubetrain_operator.render import LABEL_JOB
 from kubetrain_operator.runtime import Runtime
 
-FINALIZER = f"{GROUP}/operator"
-
 
 def _runtime(memo: kopf.Memo) -> Runtime:
     runtime: Runtime = memo["runtime"]
@@ -57,9 +55,7 @@ def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.Co
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     runtime = _runtime(memo)
     # The job loops end themselves when their job goes (nofinalizer.py): no finalizer on jobs.
-    # kopf still needs the name, to take it off jobs an earlier version of us finalized.
     release_daemons(kopf.get_default_registry())
-    settings.persistence.finalizer = FINALIZER
     # kopf's default would also write status.kopf, which the CRD's structural schema prunes.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{GROUP}")
     # kopf's change detection deep-copies every event's body; nothing here uses it.

@@ -19,8 +19,7 @@ replaced cannot write into the successor. kopf still stops every loop when peeri
 replica, and on a job with a deletionTimestamp (foreground deletion).
 
 kopf's daemon decorator always asks for the finalizer (nolar/kopf#896 declines an option), so the
-daemons are re-registered without it. kopf also takes its finalizer off jobs that still carry it
-from an earlier version of this operator, once no handler needs it.
+daemons are re-registered without it.
 """
 
 from __future__ import annotations
