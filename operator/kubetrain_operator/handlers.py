@@ -17,9 +17,9 @@ from typing import Any
 import kopf
 
 from kubetrain.api import GROUP, PLURAL, VERSION
+from kubetrain_operator._kopf.daemons import release_daemons
 from kubetrain_operator.diffbase import NoDiffBase
 from kubetrain_operator.health import Probes, Servers
-from kubetrain_operator.nofinalizer import release_daemons
 from kubetrain_operator.reconcile import JobKey
 from kubetrain_operator.render import LABEL_JOB
 from kubetrain_operator.runtime import Runtime
@@ -54,7 +54,7 @@ def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.Co
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     runtime = _runtime(memo)
-    # The job loops end themselves when their job goes (nofinalizer.py): no finalizer on jobs.
+    # The job loops end themselves when their job goes (_kopf/daemons.py): no finalizer on jobs.
     release_daemons(kopf.get_default_registry())
     # kopf's default would also write status.kopf, which the CRD's structural schema prunes.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{GROUP}")

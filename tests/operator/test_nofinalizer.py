@@ -5,16 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-from kopf._core.intents.handlers import DaemonHandler
 
 import kubetrain_operator.handlers  # noqa: F401  (registers the operator's handlers)
 from kubetrain.api import GROUP, PLURAL, VERSION
+from kubetrain_operator._kopf.daemons import daemons, release_daemons
 from kubetrain_operator.kube import guarded_status_patch
-from kubetrain_operator.nofinalizer import release_daemons
-
-
-def _daemons(registry: kopf.OperatorRegistry) -> list[DaemonHandler]:
-    return [h for h in registry._spawning.get_all_handlers() if isinstance(h, DaemonHandler)]
 
 
 def test_a_daemon_is_released_from_its_finalizer() -> None:
@@ -23,10 +18,10 @@ def test_a_daemon_is_released_from_its_finalizer() -> None:
     @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry)
     async def loop(**_: Any) -> None: ...
 
-    (before,) = _daemons(registry)
+    (before,) = daemons(registry)
     assert before.requires_finalizer  # kopf's default: a finalizer on every job
     assert release_daemons(registry) == [before.id]
-    (after,) = _daemons(registry)
+    (after,) = daemons(registry)
     assert after.requires_finalizer is False
     assert (after.id, after.fn, after.cancellation_timeout) == (
         before.id, before.fn, before.cancellation_timeout
@@ -37,7 +32,7 @@ def test_a_daemon_is_released_from_its_finalizer() -> None:
 def test_the_operators_job_loop_is_a_daemon_kopf_can_find() -> None:
     # If kopf moves its internals, release_daemons would find nothing and jobs would carry a
     # finalizer again: this fails first.
-    ids = [h.id for h in _daemons(kopf.get_default_registry())]
+    ids = [h.id for h in daemons(kopf.get_default_registry())]
     assert any(i.endswith("keep_job_reconciled") for i in ids), ids
 
 

@@ -27,7 +27,12 @@ from __future__ import annotations
 import dataclasses
 
 import kopf
-from kopf._core.intents import handlers as kopf_handlers
+from kopf._core.intents.handlers import DaemonHandler
+
+
+def daemons(registry: kopf.OperatorRegistry) -> list[DaemonHandler]:
+    """The daemons registered in `registry` (kopf has no public API that lists them)."""
+    return [h for h in registry._spawning.get_all_handlers() if isinstance(h, DaemonHandler)]
 
 
 def release_daemons(registry: kopf.OperatorRegistry) -> list[str]:
@@ -39,7 +44,7 @@ def release_daemons(registry: kopf.OperatorRegistry) -> list[str]:
     spawning = registry._spawning
     released: list[str] = []
     for i, handler in enumerate(spawning._handlers):
-        if isinstance(handler, kopf_handlers.DaemonHandler) and handler.requires_finalizer:
+        if isinstance(handler, DaemonHandler) and handler.requires_finalizer:
             spawning._handlers[i] = dataclasses.replace(handler, requires_finalizer=False)
             released.append(handler.id)
     return released
