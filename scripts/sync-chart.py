@@ -1,7 +1,9 @@
 """Regenerate the Helm chart's copies of what the Python code defines (tests/chart checks them).
 
 - charts/kubetrain/crds/trainingjob.yaml: byte-identical copy of crds/trainingjob.yaml
-- charts/kubetrain/crds/kopf-peerings.yaml: kopf's peering CRDs, from render.install.peering_crds()
+- crds/kopf-peerings.yaml and its byte-identical copy charts/kubetrain/crds/kopf-peerings.yaml:
+  kopf's peering CRDs, from render.install.peering_crds() (so that `kubectl apply -f crds/`
+  installs every CRD the operator needs)
 - charts/kubetrain/files/operator-rules.yaml: the operator's RBAC rules, from operator_rules()
 
 Usage: .venv/bin/python scripts/sync-chart.py [--check]  (--check: exit 1 if a file is stale)
@@ -29,9 +31,11 @@ def wanted() -> dict[Path, str]:
     peerings = "---\n".join(yaml.safe_dump(c, sort_keys=False) for c in peering_crds())
     rules = yaml.safe_dump(operator_rules(), sort_keys=False)
     install = "operator/kubetrain_operator/render/install.py"
+    peerings = _header(f"{install} peering_crds()") + peerings
     return {
         CHART / "crds" / "trainingjob.yaml": (ROOT / "crds" / "trainingjob.yaml").read_text(),
-        CHART / "crds" / "kopf-peerings.yaml": _header(f"{install} peering_crds()") + peerings,
+        ROOT / "crds" / "kopf-peerings.yaml": peerings,
+        CHART / "crds" / "kopf-peerings.yaml": peerings,
         CHART / "files" / "operator-rules.yaml": _header(f"{install} operator_rules()") + rules,
     }
 
