@@ -19,7 +19,6 @@ from kubetrain_operator.decide import (
     PodKey,
     Situation,
     expected_pods,
-    is_finished,
 )
 from kubetrain_operator.render.names import Role
 from kubetrain_operator.timestamps import rfc3339
@@ -172,7 +171,7 @@ def next_status(
         book.set(ConditionType.PODS_READY, False, d.reason, d.message)
         if d.worker_failure_streak is not None:
             status.worker_failure_streak = d.worker_failure_streak
-    elif not is_finished(status) and action in (Action.CREATE, Action.NOOP):
+    elif not derive_phase(status.conditions).is_terminal and action in (Action.CREATE, Action.NOOP):
         if action is Action.CREATE:
             resuming = book.is_true(ConditionType.SUSPENDED)
             if resuming:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrain.api import ConditionType, Phase, TrainingJobStatus
+from kubetrain.api import Condition, ConditionType, Phase, TrainingJobStatus
 from kubetrain_operator.conditions import next_status
 from kubetrain_operator.config import PolicySettings
 from kubetrain_operator.decide import Action, Decision, PodKey, Situation, decide
 from kubetrain_operator.observe import PodView
 from kubetrain_operator.render import Role
-from tests.operator.helpers import api_job, at, head, terminated, unschedulable, waiting, worker
+from tests.operator.helpers import (
+    api_job,
+    at,
+    head,
+    terminated,
+    ts,
+    unschedulable,
+    waiting,
+    worker,
+)
 
 POLICY = PolicySettings(image_pull_grace_seconds=30, resync_seconds=60, deleting_poll_seconds=1)
 
@@ -420,3 +429,72 @@ def test_a_different_error_starts_the_count_again() -> None:
         d = sim.step(20 + 10 * i, running()[0], failed, running()[2])
         assert d.action is Action.REPLACE_WORKERS, (i, d)
         sim.step(21 + 10 * i, running()[0], running()[2])
+
+
+# --------------------------------------------------------------------------- precedence
+
+
+def test_when_several_rules_could_answer_the_first_in_precedence_decides() -> None:
+    # One job with a cause for nearly every rule at once. Each step takes away the cause of the
+    # rule that answered, and the next rule in order answers, the later causes still there.
+    run: dict[str, Any] = {
+        "activeDeadlineSeconds": 100,
+        "startupDeadlineSeconds": 60,
+        "suspend": True,
+    }
+    pods = {
+        "head": head(phase="Succeeded"),
+        0: worker(0, phase="Failed", containers=terminated(137, reason="OOMKilled")),
+        1: worker(1, phase="Failed", containers=terminated(1)),  # a Ray node's exit
+        2: worker(2, containers=waiting("CrashLoopBackOff", last={"exitCode": 1})),
+    }  # worker 3 is missing
+    failed = Condition(
+        type=ConditionType.FAILED, status="True", reason="X", last_transition_time=ts(150)
+    )
+    created = Condition(
+        type=ConditionType.CREATED, status="True", reason="Y", last_transition_time=ts(0)
+    )
+    status = TrainingJobStatus(
+        conditions=[created, failed], start_time=ts(0), completion_time=ts(150)
+    )
+    invalid: str | None = "the spec is invalid"
+
+    def step() -> Decision:
+        job = api_job(distributed={"workers": 4}, runPolicy=run)
+        views = tuple(PodView(p) for p in pods.values())
+        return decide(Situation("t", job.spec, status, views, at(200), invalid), POLICY)
+
+    def answer() -> tuple[Action, str]:
+        d = step()
+        return d.action, d.reason
+
+    assert answer() == (Action.CLEAN_UP, "")  # finished: worker 2 goes (cleanPodPolicy Running)
+    status.conditions = [created]
+    assert answer() == (Action.FAIL, "InvalidSpec")
+    invalid = None
+    assert answer() == (Action.SUSPEND, "JobSuspended")
+    run["suspend"] = False
+    assert answer() == (Action.FAIL, "DeadlineExceeded")
+    del run["activeDeadlineSeconds"]
+    assert answer() == (Action.SUCCEED, "TrainingCompleted")
+    pods["head"] = head(phase="Failed", containers=terminated(1, name="head"))
+    assert answer() == (Action.FAIL, "NonZeroExit")
+    del pods["head"]
+    assert answer() == (Action.RESTART_JOB, "Retrying")  # the head vanished
+    pods["head"] = head(phase="Running", ready=False)  # the driver has not started training
+    assert answer() == (Action.FAIL, "OOMKilled")
+    pods[0] = worker(0, phase="Running")
+    assert answer() == (Action.REPLACE_WORKERS, "WorkerReplaced")
+    pods[1] = worker(1, phase="Running")
+    assert answer() == (Action.FAIL, "CrashLoopBackOff")
+    assert step().message == "pod t-worker-2 container worker: crash loop (last exit code 1)"
+    pods[2] = worker(2)
+    assert answer() == (Action.FAIL, "StartupDeadlineExceeded")
+    assert "pod t-worker-2 is still Pending" in step().message
+    pods[2] = worker(2, phase="Running")
+    assert answer() == (Action.FAIL, "StartupDeadlineExceeded")
+    assert "did not start training" in step().message
+    pods["head"] = head(phase="Running", ready=True)
+    assert answer() == (Action.CREATE, "ObjectsCreated")  # worker 3
+    pods[3] = worker(3, phase="Running")
+    assert answer() == (Action.NOOP, "")
