@@ -25,11 +25,6 @@ class Phase(str, Enum):
     def is_terminal(self) -> bool:
         return self in (Phase.SUCCEEDED, Phase.FAILED)
 
-    @property
-    def has_pods(self) -> bool:
-        """Whether pods are expected to exist in this phase."""
-        return self in (Phase.STARTING, Phase.RUNNING, Phase.RESTARTING)
-
 
 class ConditionType(str, Enum):
     """Condition types; at most one of each on a job."""
