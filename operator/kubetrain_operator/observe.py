@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from kubetrain.api import Reason
+from kubetrain.pods.contract import EXIT_INVALID
 from kubetrain_operator.render.names import (
-    HEAD_EXIT_INVALID,
     LABEL_ATTEMPT,
     LABEL_RANK,
     LABEL_ROLE,
@@ -43,7 +43,7 @@ def _tail(text: str, limit: int = _MAX_MESSAGE) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-# `ValueError: …`, `ray.exceptions.RaySystemError: …`, `kubetrain driver: …`: a line that says
+# `ValueError: …`, `ray.exceptions.RaySystemError: …`, `kubetrain: …`: a line that says
 # what went wrong, as opposed to a traceback's frames and its `^^^^` markers.
 _ERROR_LINE = re.compile(
     r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failed|Mismatch|Recur)"
@@ -190,7 +190,7 @@ class PodView:
                 )
             detail = f"exited with code {code}" + (f": {key_line(text)}" if text else "")
             retryable = code >= _FIRST_SIGNAL_EXIT
-            invalid = code == HEAD_EXIT_INVALID and self.role is Role.HEAD  # the driver's verdict
+            invalid = code == EXIT_INVALID and self.role is Role.HEAD  # the head's verdict
             exit_reason = Reason.INVALID_SPEC if invalid else Reason.NON_ZERO_EXIT
             return Fault(exit_reason.value, self.name, container, detail, retryable, code)
         # No container exit to blame: evicted, node lost, admission error. Worth another try.

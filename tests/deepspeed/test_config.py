@@ -322,11 +322,11 @@ def _ds(raw: dict[str, Any]) -> dict[str, Any]:
 def test_run_job_refuses_bad_input_before_ray_starts(
     monkeypatch: pytest.MonkeyPatch, patch: dict[str, Any], field: str
 ) -> None:
-    from kubetrain.runner import ray_job
+    from kubetrain.runner import run as runner_run
 
     def no_ray(*_: object, **__: object) -> None:
         raise AssertionError("Ray (and so a worker) was started for a job that cannot run")
 
-    monkeypatch.setattr(ray_job, "start_ray", no_ray)
+    monkeypatch.setattr(runner_run, "start_ray", no_ray)
     with pytest.raises(PreflightError, match=f"^{field}: "):
-        ray_job.run_job(make_job(**patch), sink=None)  # type: ignore[arg-type]
+        runner_run.run_job(make_job(**patch), sink=None)  # type: ignore[arg-type]

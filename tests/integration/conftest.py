@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetrain.runner import EpochReport, LocalCluster, WorkerFailure, start_ray
+from kubetrain.api.report import EpochReport
+from kubetrain.runner import EpochUpdate, LocalCluster, WorkerFailure, start_ray
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +47,8 @@ class RecordingSink:
         self.epochs: list[EpochReport] = []
         self.failures: list[WorkerFailure] = []
 
-    def on_epoch(self, report: EpochReport, eta_seconds: float | None) -> None:
-        self.epochs.append(report)
+    def on_epoch(self, update: EpochUpdate, eta_seconds: float | None) -> None:
+        self.epochs.append(update.report)
 
     def on_worker_failure(self, failure: WorkerFailure) -> None:
         self.failures.append(failure)

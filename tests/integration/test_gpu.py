@@ -46,11 +46,11 @@ def test_ddp_on_a_gpu_trains_over_nccl_in_bf16_and_resumes(
         "autocast": True,
         "output_dtype": "torch.bfloat16",
     }
-    assert sink.epochs[-1].metrics["val_accuracy"] > 0.85, "digits' MLP learns on the GPU too"
+    assert sink.epochs[-1].val["accuracy"] > 0.85, "digits' MLP learns on the GPU too"
 
     # The same job again with more epochs: it loads the GPU-written checkpoint and goes on.
     again = RecordingSink()
     assert run_job(_gpu_job(tmp_path, epochs=6), again).status == "succeeded"
     assert [r.epoch for r in again.epochs] == [5, 6]
-    before, after = (s.epochs[-1].metrics["val_accuracy"] for s in (sink, again))
+    before, after = (s.epochs[-1].val["accuracy"] for s in (sink, again))
     assert after >= before - 0.05, "it resumed the trained weights, not fresh ones"

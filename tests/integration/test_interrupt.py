@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetrain.runner import EpochReport, run_job
+from kubetrain.runner import EpochUpdate, run_job
 from tests.conftest import make_job
 from tests.integration.conftest import RecordingSink, actor_classes_since, actor_ids
 
@@ -33,8 +33,8 @@ def ctrl_c_raises() -> Iterator[None]:
 class InterruptingSink(RecordingSink):
     """Presses Ctrl-C (in the main thread, as the signal handler would) at the first epoch."""
 
-    def on_epoch(self, report: EpochReport, eta_seconds: float | None) -> None:
-        super().on_epoch(report, eta_seconds)
+    def on_epoch(self, update: EpochUpdate, eta_seconds: float | None) -> None:
+        super().on_epoch(update, eta_seconds)
         if len(self.epochs) == 1:
             _thread.interrupt_main()
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import ray
 
-from kubetrain.runner import EpochReport, WorkerFailure
-from kubetrain.runner.progress import ProgressChannel
+from kubetrain.api.report import EpochReport
+from kubetrain.runner import EpochUpdate, WorkerFailure
+from kubetrain.runner._ray import kv
+from kubetrain.runner.channel import ProgressChannel
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.slow
 def report_from_another_process(channel: ProgressChannel, epochs: int) -> None:
     """Puts as the controller does: from its own Ray process, with its own copy of the channel."""
     for epoch in range(1, epochs + 1):
-        channel.put(EpochReport({"epoch": epoch, "total_epochs": epochs}, None))
+        channel.put(EpochUpdate(EpochReport(epoch=epoch, total_epochs=epochs), None))
     channel.put(WorkerFailure((1,), "worker 1 lost"))
 
 
@@ -23,10 +25,10 @@ def test_reports_arrive_in_order_once_each(ray_cluster: None) -> None:
     channel = ProgressChannel()
     ray.get(report_from_another_process.remote(channel, 12))
     items = channel.take()
-    assert [i.epoch for i in items if isinstance(i, EpochReport)] == list(range(1, 13))
+    assert [i.report.epoch for i in items if isinstance(i, EpochUpdate)] == list(range(1, 13))
     assert items[-1] == WorkerFailure((1,), "worker 1 lost")
     assert channel.take() == []  # taken reports are gone from the driver's view and the store
-    assert not ray.experimental.internal_kv._internal_kv_list(channel.prefix, namespace="kubetrain")
+    assert not kv.keys(channel.prefix)
 
 
 def test_a_refit_does_not_see_the_last_fits_reports(ray_cluster: None) -> None:

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kubetrain.api import TrainingJob, parse_job
+from kubetrain_operator.config import PodSettings
+from kubetrain_operator.render import head_pod, worker_pod
 from kubetrain_operator.render.names import LABEL_ATTEMPT, LABEL_JOB, LABEL_RANK, LABEL_ROLE
 from tests.conftest import job_dict
 
@@ -126,3 +128,11 @@ def with_(obj: dict[str, Any], **changes: Any) -> dict[str, Any]:
     out = copy.deepcopy(obj)
     out.update(changes)
     return out
+
+
+def pods(job: TrainingJob, *, attempt: int, settings: PodSettings) -> list[dict[str, Any]]:
+    """Every pod of `job`: its head, then its workers."""
+    workers = range(job.spec.distributed.workers)
+    return [head_pod(job, attempt=attempt, settings=settings)] + [
+        worker_pod(job, rank, attempt=attempt, settings=settings) for rank in workers
+    ]

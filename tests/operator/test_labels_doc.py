@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kubetrain.api import parse_job
 from kubetrain_operator.config import PodSettings
-from kubetrain_operator.render import pods, support_objects
+from kubetrain_operator.render import support_objects
 from tests.conftest import ROOT
-from tests.operator.helpers import api_job_dict
+from tests.operator.helpers import api_job_dict, pods
 
 DOC = ROOT / "docs" / "labels-and-annotations.md"
 

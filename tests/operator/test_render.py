@@ -10,14 +10,15 @@ from kubetrain_operator.render import (
     config_map,
     head_pod,
     head_service,
-    pods,
     support_objects,
     worker_pod,
 )
 from kubetrain_operator.render.objects import driver_role, driver_role_binding
-from tests.operator.helpers import UID, api_job
+from tests.operator.helpers import UID, api_job, pods
 
 SETTINGS = PodSettings()
+
+
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 OWNER = {
@@ -98,7 +99,7 @@ def test_gpu_worker_pod_golden() -> None:
                     "command": [
                         "python",
                         "-m",
-                        "kubetrain_operator.driver",
+                        "kubetrain.pods",
                         "worker",
                         "--head-address",
                         "t-head.ml.svc:6379",
@@ -134,7 +135,7 @@ def test_gpu_worker_pod_golden() -> None:
 
 
 def test_head_pod_golden() -> None:
-    job = api_job()
+    job = api_job(checkpoint={"storagePath": "s3://bucket/runs"})
     head_resources = {"cpu": "1", "memory": "2Gi"}
     assert head_pod(job, attempt=0, settings=SETTINGS) == {
         "apiVersion": "v1",
@@ -163,7 +164,7 @@ def test_head_pod_golden() -> None:
                     "command": [
                         "python",
                         "-m",
-                        "kubetrain_operator.driver",
+                        "kubetrain.pods",
                         "head",
                         "--job-file",
                         "/etc/kubetrain/trainingjob.json",
@@ -173,8 +174,7 @@ def test_head_pod_golden() -> None:
                         "8265",
                         "--metrics-port",
                         "8080",
-                        # ./runs and no claim: nowhere the workers see (the driver says so).
-                        "--unshared-storage",
+                        # Checkpoints on s3://: no --storage-path (that is for a claim).
                     ],
                     "env": [*BASE_ENV, {"name": "KUBETRAIN_ATTEMPT", "value": "0"}],
                     "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -428,4 +428,4 @@ def test_object_storage_needs_no_checkpoint_volume() -> None:
     for pod in pods(job, attempt=0, settings=SETTINGS):
         assert [v["name"] for v in pod["spec"]["volumes"]][-1] == "tmp"
         command = pod["spec"]["containers"][0]["command"]
-        assert "--storage-path" not in command and "--unshared-storage" not in command
+        assert "--storage-path" not in command

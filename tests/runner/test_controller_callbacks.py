@@ -10,23 +10,20 @@ from ray.train.v2._internal.execution.controller.state import RestartingState, R
 from ray.train.v2.api.exceptions import PreemptionError, WorkerGroupError
 from ray.train.v2.api.preemption import PreemptionInfo
 
-from kubetrain.runner.progress import (
-    EpochReport,
-    PreemptionReporter,
-    ProgressChannel,
-    WorkerFailure,
-)
-from kubetrain.runner.ray_job import build_trainer
+from kubetrain.runner.callbacks import PreemptionReporter, blame
+from kubetrain.runner.channel import ProgressChannel
+from kubetrain.runner.reports import EpochUpdate, WorkerFailure
 from kubetrain.runner.storage import resolve
+from kubetrain.runner.torch_trainer import build_trainer
 from tests.conftest import make_job
 
 
 class RecordingChannel(ProgressChannel):
     def __init__(self) -> None:
         super().__init__()
-        self.items: list[EpochReport | WorkerFailure] = []
+        self.items: list[EpochUpdate | WorkerFailure] = []
 
-    def put(self, item: EpochReport | WorkerFailure) -> None:
+    def put(self, item: EpochUpdate | WorkerFailure) -> None:
         self.items.append(item)
 
 
@@ -68,3 +65,22 @@ def test_the_controllers_callbacks_share_one_channel(tmp_path: Path) -> None:
     callbacks: list[Any] = cloudpickle.loads(cloudpickle.dumps(trainer.run_config.callbacks))
     channels = {id(cb.channel) for cb in callbacks}
     assert len(callbacks) == 3 and len(channels) == 1
+
+
+GLOO_FALLOUT = RuntimeError(
+    "[../third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:4711: "
+    "Connection reset by peer"
+)
+
+
+def test_a_crash_is_blamed_on_the_rank_that_died_not_on_its_peers() -> None:
+    died = RuntimeError("The actor died unexpectedly before finishing this task.\nexit code 1")
+    failure = blame({0: GLOO_FALLOUT, 1: died})
+    assert failure.ranks == (1,)
+    assert failure.error == "exit code 1"
+
+
+def test_when_every_rank_reports_fallout_every_rank_is_named() -> None:
+    failure = blame({0: GLOO_FALLOUT, 1: GLOO_FALLOUT})
+    assert failure.ranks == (0, 1)
+    assert "Connection reset by peer" in failure.error

@@ -12,7 +12,7 @@ from ray.train.v2._internal.callbacks.user_callback import UserCallbackHandler
 from ray.train.v2._internal.execution.scaling_policy import FixedScalingPolicy
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
-from kubetrain.runner.lean_trainer import LeanTorchTrainer, LocalScalingPolicy
+from kubetrain.runner._ray.lean_trainer import LeanTorchTrainer, LocalScalingPolicy
 
 
 def _noop() -> None: ...

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from kubetrain.runner.progress import EpochReport
-from kubetrain.runner.ray_job import unfinished_at
+from kubetrain.api.report import EpochReport
+from kubetrain.runner.reports import EpochUpdate
+from kubetrain.runner.run import unfinished_at
 
 
-def report(epoch: int, **flags: object) -> EpochReport:
-    return EpochReport({"epoch": epoch, "total_epochs": 200, **flags}, None)
+def report(epoch: int, **flags: object) -> EpochUpdate:
+    return EpochUpdate(
+        EpochReport.from_metrics({"epoch": epoch, "total_epochs": 200, **flags}), None
+    )
 
 
 def test_a_run_that_stopped_before_its_last_epoch_is_unfinished() -> None:

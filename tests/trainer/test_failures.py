@@ -11,7 +11,7 @@ from ray.train.v2._internal.exceptions import UserExceptionWithTraceback
 from ray.train.v2._internal.execution.failure_handling import FailureDecision
 from ray.train.v2.api.exceptions import WorkerGroupError
 
-from kubetrain.runner.lean_trainer import NoRetryOfRecurringErrors
+from kubetrain.runner._ray.lean_trainer import NoRetryOfRecurringErrors
 from kubetrain.runner.recurring import recurring_cause
 from kubetrain.trainer.entrypoints import EntrypointError
 from kubetrain.trainer.failures import WillRecur, recurring_forward_error, recurring_setup_error

@@ -1,8 +1,8 @@
 """Pure builders of the objects a TrainingJob owns. Imports neither kopf nor a Kubernetes client."""
 
+from kubetrain.pods.contract import CONFIG_KEY
 from kubetrain_operator.render.names import (
     ANNOTATION_GENERATION,
-    CONFIG_KEY,
     LABEL_ATTEMPT,
     LABEL_JOB,
     LABEL_KUEUE_QUEUE,
@@ -18,7 +18,6 @@ from kubetrain_operator.render.objects import (
     config_map,
     head_pod,
     head_service,
-    pods,
     resolved_job,
     support_objects,
     worker_pod,
@@ -39,7 +38,6 @@ __all__ = [
     "head_pod_name",
     "head_service",
     "pod_selector",
-    "pods",
     "resolved_job",
     "support_objects",
     "worker_pod",

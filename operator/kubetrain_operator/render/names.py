@@ -23,15 +23,6 @@ PASSED_THROUGH_LABELS = (LABEL_KUEUE_QUEUE,)
 # On the ConfigMap: the job generation whose spec the running pods were started with.
 ANNOTATION_GENERATION = f"{GROUP}/generation"
 
-# File in the ConfigMap (mounted at CONFIG_DIR) holding the resolved TrainingJob as JSON.
-CONFIG_KEY = "trainingjob.json"
-CONFIG_DIR = "/etc/kubetrain"
-# The driver creates this file when training starts; the head's readiness probe looks for it.
-TRAINING_MARKER = "/tmp/kubetrain/training"  # inside the container
-# The head's exit code for a job that cannot run as written (the driver's verdict): the operator
-# fails such a job with reason InvalidSpec and does not restart it.
-HEAD_EXIT_INVALID = 2
-
 
 class Role(str, Enum):
     HEAD = "head"

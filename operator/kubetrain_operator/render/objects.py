@@ -14,11 +14,10 @@ from typing import Any
 from kubetrain.api import GROUP, PLURAL, Backend, TrainingJob
 from kubetrain.api.constants import DEEPSPEED_CONFIG_DIR, DEEPSPEED_CONFIG_KEY
 from kubetrain.api.quantities import cpu_cores
+from kubetrain.pods import contract
 from kubetrain_operator.config import PodSettings
 from kubetrain_operator.render.names import (
     ANNOTATION_GENERATION,
-    CONFIG_DIR,
-    CONFIG_KEY,
     LABEL_ATTEMPT,
     LABEL_JOB,
     LABEL_MANAGED_BY,
@@ -26,7 +25,6 @@ from kubetrain_operator.render.names import (
     LABEL_ROLE,
     MANAGED_BY,
     PASSED_THROUGH_LABELS,
-    TRAINING_MARKER,
     Role,
     config_map_name,
     driver_rbac_name,
@@ -38,7 +36,6 @@ from kubetrain_operator.render.names import (
 
 Obj = dict[str, Any]
 
-_DRIVER_MODULE = "kubetrain_operator.driver"
 SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Pods run with a read-only root filesystem. What they write goes to volumes: /tmp (HOME, Ray's
 # session dir, the readiness marker) is an emptyDir, and a local checkpoint dir is the job's
@@ -90,7 +87,7 @@ def config_map(job: TrainingJob) -> Obj:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": meta,
-        "data": {CONFIG_KEY: json.dumps(resolved_job(job), indent=2, sort_keys=True)},
+        "data": {contract.CONFIG_KEY: json.dumps(resolved_job(job), indent=2, sort_keys=True)},
     }
 
 
@@ -329,21 +326,6 @@ def _deepspeed_config_volume(job: TrainingJob) -> Obj | None:
     }
 
 
-def _storage_flag(job: TrainingJob) -> list[str]:
-    """Tells the driver where the checkpoints are in its pod, or that it has nowhere to put them.
-
-    A local storagePath without a claim is a directory no other pod sees, and Ray Train writes
-    checkpoints from the worker pods and tracks them from the head: the driver refuses to
-    start (naming checkpoint.claimName) rather than fail at the first checkpoint.
-    """
-    mount = storage_mount_path(job)
-    if mount is not None:
-        return ["--storage-path", mount]
-    if job.spec.checkpoint.storage_path.startswith("s3://"):
-        return []
-    return ["--unshared-storage"]
-
-
 def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     ports = settings.ports
     container = _container(
@@ -352,17 +334,14 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
         [
             settings.python,
             "-m",
-            _DRIVER_MODULE,
-            "head",
-            "--job-file",
-            f"{CONFIG_DIR}/{CONFIG_KEY}",
-            "--gcs-port",
-            str(ports.gcs),
-            "--dashboard-port",
-            str(ports.dashboard),
-            "--metrics-port",
-            str(ports.metrics),
-            *_storage_flag(job),
+            contract.MODULE,
+            *contract.head_args(
+                gcs_port=ports.gcs,
+                dashboard_port=ports.dashboard,
+                metrics_port=ports.metrics,
+                # Checkpoints on a claim: where the pod has it mounted (else s3://, as written).
+                storage_path=storage_mount_path(job),
+            ),
         ],
         _env(job, {"KUBETRAIN_ATTEMPT": str(attempt)}),
     )
@@ -379,12 +358,12 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
         {"name": "metrics", "containerPort": ports.metrics},
     ]
     container["volumeMounts"] = [
-        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "config", "mountPath": contract.CONFIG_DIR, "readOnly": True},
         {"name": "api-token", "mountPath": SA_TOKEN_DIR, "readOnly": True},
     ]
     # Ready means "the driver is training": the Running condition follows it.
     container["readinessProbe"] = {
-        "exec": {"command": ["test", "-e", TRAINING_MARKER]},
+        "exec": {"command": ["test", "-e", contract.TRAINING_MARKER]},
         "periodSeconds": settings.readiness_period_seconds,
         "failureThreshold": 1,
     }
@@ -418,14 +397,10 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
         [
             settings.python,
             "-m",
-            _DRIVER_MODULE,
-            "worker",
-            "--head-address",
-            head_address(job, settings),
-            "--num-cpus",
-            str(ray_cpus),
-            "--num-gpus",
-            str(res.gpu),
+            contract.MODULE,
+            *contract.worker_args(
+                head_address=head_address(job, settings), num_cpus=ray_cpus, num_gpus=res.gpu
+            ),
         ],
         _env(job, {"KUBETRAIN_RANK": str(rank), "KUBETRAIN_ATTEMPT": str(attempt)}),
     )
@@ -457,13 +432,3 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
         # Workers never call the API server: no token in their filesystem.
         spec["automountServiceAccountToken"] = False
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
-
-
-def pods(job: TrainingJob, *, attempt: int, settings: PodSettings) -> list[Obj]:
-    """The head first: workers wait for it, and the head waits for nobody."""
-    out = [head_pod(job, attempt=attempt, settings=settings)]
-    out += [
-        worker_pod(job, rank, attempt=attempt, settings=settings)
-        for rank in range(job.spec.distributed.workers)
-    ]
-    return out

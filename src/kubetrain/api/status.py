@@ -91,10 +91,25 @@ class WorkerFailureStreak(StatusModel):
     count: int = Field(1, description="Replacements in the streak so far.")
 
 
-class TrainingJobStatus(StatusModel):
+class OperatorStatus(StatusModel):
+    """The fields the operator writes. A status patch from the operator carries only these."""
+
     phase: Phase | None = Field(None, description="Derived from the True conditions.")
     conditions: list[Condition] = Field(default_factory=list)
     message: str | None = Field(None, description="Human-readable summary of the latest event.")
+    restarts: int = Field(0, description="Whole-job restarts so far; survives cleanup.")
+    worker_restarts: int = Field(0, description="Worker pods replaced so far.")
+    worker_failure_streak: WorkerFailureStreak | None = Field(
+        None, description="The latest worker failure, while it repeats (bounds replacements)."
+    )
+    start_time: str | None = None
+    completion_time: str | None = None
+    observed_generation: int | None = None
+
+
+class ProgressStatus(StatusModel):
+    """The fields the training driver (the head pod) writes after every epoch."""
+
     epoch: int | None = Field(None, description="Last completed epoch.")
     total_epochs: int | None = None
     step: int | None = Field(None, description="Optimizer steps so far.")
@@ -104,15 +119,20 @@ class TrainingJobStatus(StatusModel):
     progress: str | None = Field(None, description="`epoch/total`, for the printer column.")
     samples_per_second: float | None = None
     eta_seconds: float | None = None
-    restarts: int = Field(0, description="Whole-job restarts so far; survives cleanup.")
-    worker_restarts: int = Field(0, description="Worker pods replaced so far.")
-    worker_failure_streak: WorkerFailureStreak | None = Field(
-        None, description="The latest worker failure, while it repeats (bounds replacements)."
-    )
     checkpoint: str | None = Field(None, description="Latest checkpoint path.")
-    start_time: str | None = None
-    completion_time: str | None = None
-    observed_generation: int | None = None
+
+    def patch(self) -> dict[str, object]:
+        """The merge patch that writes the fields set here (camelCase, as the CRD has them)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class TrainingJobStatus(ProgressStatus, OperatorStatus):
+    """The whole status: the operator's fields and the driver's, never written together."""
+
+
+def field_names(model: type[StatusModel]) -> tuple[str, ...]:
+    """The status fields of `model` as the CRD names them."""
+    return tuple(info.alias or name for name, info in model.model_fields.items())
 
 
 # Precedence when several conditions are True: the first match wins.

@@ -19,9 +19,9 @@ import time
 from typing import Any
 
 import ray
-from ray.train.v2._internal.execution.callback import ControllerCallback
 
-from kubetrain.runner.progress import ProgressChannel
+from kubetrain.runner._ray.controller import ControllerCallback
+from kubetrain.runner.channel import ProgressChannel
 
 log = logging.getLogger(__name__)
 

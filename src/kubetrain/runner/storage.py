@@ -13,14 +13,10 @@ from kubetrain.api.spec import CheckpointSpec
 class Storage:
     path: str  # what Ray Train's RunConfig.storage_path gets
     filesystem: Any  # pyarrow.fs.FileSystem, or None for the local filesystem
-    display: str  # what to show users
 
     def uri(self, path: str) -> str:
         """What a user can paste: `s3://bucket/key` for a path inside the bucket store."""
         return f"s3://{path}" if self.filesystem is not None else path
-
-    def run_dir(self, name: str) -> str:
-        return f"{self.display.rstrip('/')}/{name}"
 
 
 def resolve(spec: CheckpointSpec) -> Storage:
@@ -33,6 +29,5 @@ def resolve(spec: CheckpointSpec) -> Storage:
             if spec.s3_endpoint
             else (fs.S3FileSystem())
         )
-        return Storage(uri.removeprefix("s3://"), s3, uri)
-    local = str(Path(uri).expanduser().resolve())
-    return Storage(local, None, local)
+        return Storage(uri.removeprefix("s3://"), s3)
+    return Storage(str(Path(uri).expanduser().resolve()), None)

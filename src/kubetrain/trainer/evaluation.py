@@ -6,9 +6,6 @@ Each worker fills a confusion matrix on its shard; the matrices are summed acros
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 
 
@@ -41,9 +38,3 @@ def classification_metrics(confusion: torch.Tensor) -> dict[str, float]:
         "recall": macro(recall),
         "f1": macro(f1),
     }
-
-
-def final_scores(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """What a run's result is summed up by: its validation metrics and training loss (not its
-    throughput or timings)."""
-    return {k: v for k, v in metrics.items() if k.startswith("val_") or k == "train_loss"}

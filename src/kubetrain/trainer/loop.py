@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from kubetrain.api.report import EpochReport
 from kubetrain.api.spec import ModelName, Precision, TrainingJobSpec
 from kubetrain.trainer import checkpoint as ckpt
 from kubetrain.trainer.aggregation import distributed_ready
@@ -31,7 +32,7 @@ from kubetrain.trainer.data.augment import augment_batch, is_enabled
 from kubetrain.trainer.data.info import InputKind
 from kubetrain.trainer.early_stopping import EarlyStopping
 from kubetrain.trainer.engine import Engine, build_engine
-from kubetrain.trainer.evaluation import classification_metrics, confusion_matrix, final_scores
+from kubetrain.trainer.evaluation import classification_metrics, confusion_matrix
 from kubetrain.trainer.failures import recurring_forward_error
 from kubetrain.trainer.models import Freezable, build_model
 from kubetrain.trainer.optim import penalty
@@ -39,8 +40,8 @@ from kubetrain.trainer.telemetry import WorkerMetrics
 
 Inputs = torch.Tensor | dict[str, torch.Tensor]
 Batch = tuple[Inputs, torch.Tensor]
-# Called after every epoch with the metrics and, when one was written, a checkpoint directory.
-ReportFn = Callable[[dict[str, Any], Path | None], None]
+# Called after every epoch with its report and, when one was written, a checkpoint directory.
+ReportFn = Callable[[EpochReport, Path | None], None]
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class WorkerLoop:
         self._stepped = False  # whether this process has taken an optimizer step yet
         self._unfrozen = False
         self._augment_gen = torch.Generator().manual_seed(train.seed * 1000 + who.rank)
-        self.metrics: WorkerMetrics | None = None
+        self.prometheus: WorkerMetrics | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -114,10 +115,10 @@ class WorkerLoop:
         self._started = True
 
     def serve_metrics(self, port: int) -> None:
-        self.metrics = WorkerMetrics(
+        self.prometheus = WorkerMetrics(
             self.who.job, self.who.namespace, self.who.rank, self.spec.training.metric.value
         )
-        self.metrics.serve(port)
+        self.prometheus.serve(port)
 
     @property
     def _model_field(self) -> str:
@@ -214,8 +215,8 @@ class WorkerLoop:
             n = sum(len(labels) for _, labels in group)
             samples += n
             losses.append(loss)
-            if self.metrics is not None:
-                self.metrics.record_step(
+            if self.prometheus is not None:
+                self.prometheus.record_step(
                     loss=loss, seconds=time.perf_counter() - t0, samples=n,
                     step=self.progress.step, lr=self.engine.lr(),
                 )  # fmt: skip
@@ -262,9 +263,16 @@ class WorkerLoop:
         if first > epochs or self.progress.stopped_early:
             # Started again after it had finished: train nothing, and report where it stands
             # with the last epoch's scores (not its throughput: this run trained nothing).
-            ended = self.progress.history[-1] if self.progress.history else {}
-            metrics = self._metrics(self.progress.epoch, {}, {}) | final_scores(ended)
-            report(metrics | {"finished": True, "already_finished": True}, None)
+            ended = EpochReport.from_metrics(
+                self.progress.history[-1] if self.progress.history else {}
+            )
+            scores = {"train_loss": ended.train_loss, "val": ended.val}
+            report(
+                self._report(self.progress.epoch, finished=True).model_copy(
+                    update=scores | {"already_finished": True}
+                ),
+                None,
+            )
             return
         for epoch in range(first, epochs + 1):
             train_stats = self.train_epoch(epoch)
@@ -276,16 +284,18 @@ class WorkerLoop:
                 self.progress.early_stopping = self.early_stopping.state()
             self.progress.stopped_early = stop
             last = stop or epoch == epochs
-            metrics = self._metrics(epoch, train_stats, val) | {"finished": last}
-            self.progress.history.append({k: v for k, v in metrics.items() if isinstance(v, float)})
-            if self.metrics is not None:
-                self.metrics.record_epoch(
+            epoch_report = self._report(epoch, finished=last, val=val, **train_stats)
+            self.progress.history.append(
+                {k: v for k, v in epoch_report.to_metrics().items() if isinstance(v, float)}
+            )
+            if self.prometheus is not None:
+                self.prometheus.record_epoch(
                     epoch=epoch, val=val, samples_per_second=train_stats["samples_per_second"],
                     world_size=self.who.world_size,
                 )  # fmt: skip
             directory = self._checkpoint() if self._should_checkpoint(epoch, last) else None
             try:
-                report(metrics, directory)
+                report(epoch_report, directory)
             finally:
                 if directory is not None:
                     shutil.rmtree(directory, ignore_errors=True)
@@ -301,18 +311,15 @@ class WorkerLoop:
         shutil.rmtree(directory, ignore_errors=True)
         return None
 
-    def _metrics(
-        self, epoch: int, train_stats: dict[str, float], val: dict[str, float]
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "epoch": epoch,
-            "total_epochs": self.spec.training.epochs,
-            "step": self.progress.step,
-            "world_size": self.who.world_size,
-            "lr": self.engine.lr(),
-            "stopped_early": self.progress.stopped_early,
-            "metric_name": self.spec.training.metric.value,
-        }
-        out.update(train_stats)
-        out.update({f"val_{k}": v for k, v in val.items()})
-        return out
+    def _report(self, epoch: int, *, finished: bool, **measured: Any) -> EpochReport:
+        return EpochReport(
+            epoch=epoch,
+            total_epochs=self.spec.training.epochs,
+            step=self.progress.step,
+            world_size=self.who.world_size,
+            lr=self.engine.lr(),
+            metric_name=self.spec.training.metric.value,
+            finished=finished,
+            stopped_early=self.progress.stopped_early,
+            **measured,
+        )

@@ -8,6 +8,7 @@ from typing import Any
 import ray.train
 import ray.train.torch
 
+from kubetrain.api.report import EpochReport
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.trainer.entrypoints import EntrypointError, import_entrypoint
 from kubetrain.trainer.failures import WillRecur, recurring_setup_error
@@ -65,12 +66,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if port:
         loop.serve_metrics(int(port) + (who.rank if config.get("metrics_port_per_rank") else 0))
 
-    def report(metrics: dict[str, Any], directory: Path | None) -> None:
+    def report(epoch: EpochReport, directory: Path | None) -> None:
         saved = ray.train.Checkpoint.from_directory(str(directory)) if directory else None
-        ray.train.report(metrics, checkpoint=saved)
+        ray.train.report(epoch.to_metrics(), checkpoint=saved)
 
     try:
         loop.run(report)
     finally:
-        if loop.metrics is not None:
-            loop.metrics.close()
+        if loop.prometheus is not None:
+            loop.prometheus.close()

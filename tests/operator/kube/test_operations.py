@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from kubetrain.api import GROUP, PLURAL, VERSION, parse_job
-from kubetrain_operator.driver import StatusWriter
+from kubetrain.api.status import ProgressStatus
+from kubetrain.pods.status_sink import StatusWriter
 from kubetrain_operator.kube import Kube
 from tests.conftest import EXAMPLES, example_dict, job_dict
 from tests.kube_cluster import service_account_token
@@ -138,8 +139,8 @@ def test_the_driver_may_patch_its_own_status_and_nothing_else(
             url = f"{cfg.host}/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/{name}/status"
             return StatusWriter(url, Path(f.name), context)
 
-        assert writer("mine").patch({"epoch": 2, "totalEpochs": 10, "progress": "2/10"})
-        assert not writer("other").patch({"epoch": 99})
+        assert writer("mine").patch(ProgressStatus(epoch=2, total_epochs=10, progress="2/10"))
+        assert not writer("other").patch(ProgressStatus(epoch=99))
     status = jobs.status("mine")
     assert (status["epoch"], status["progress"]) == (2, "2/10")
     assert "epoch" not in jobs.status("other")

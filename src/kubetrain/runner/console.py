@@ -1,0 +1,61 @@
+"""A run's progress on the terminal: one line per epoch, with an ETA."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from kubetrain.api.report import EpochReport
+from kubetrain.runner.eta import format_duration
+from kubetrain.runner.reports import EpochUpdate, WorkerFailure
+
+
+def format_progress(update: EpochUpdate, eta_seconds: float | None) -> str:
+    report = update.report
+    parts = [f"epoch {report.epoch}/{report.total_epochs}"]
+    if report.val_loss is not None:
+        parts.append(f"loss {report.val_loss:.4f}")
+    if report.metric is not None:
+        parts.append(f"{report.metric_name} {report.metric:.4f}")
+    if report.samples_per_second is not None:
+        parts.append(f"{report.samples_per_second:.0f} samples/s")
+    parts.append(f"ETA {format_duration(eta_seconds)}")
+    if report.stopped_early:
+        parts.append("(early stop)")
+    if update.checkpoint:
+        parts.append("[checkpoint]")
+    return "  ".join(parts)
+
+
+def format_resumed(report: EpochReport) -> str | None:
+    """The line that says a run picked up where an earlier one stopped (or that an earlier one
+    had finished, leaving nothing to train), or None if it did not.
+
+    Given the first report of a run: any epoch after the first means a checkpoint was loaded.
+    """
+    if report.already_finished:
+        how = "stopped early at" if report.stopped_early else "finished"
+        return (
+            f"nothing to train: this job already {how} epoch {report.epoch}/"
+            f"{report.total_epochs} (its checkpoint's scores follow); to train again from the "
+            "start, rename it (metadata.name) or remove its checkpoints"
+        )
+    if report.epoch <= 1:
+        return None
+    done = report.epoch - 1
+    return f"resumed from the checkpoint of epoch {done}: {done}/{report.total_epochs} were done"
+
+
+class ConsoleSink:
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        self.stream = stream
+        self.first = True
+
+    def on_epoch(self, update: EpochUpdate, eta_seconds: float | None) -> None:
+        if self.first and (resumed := format_resumed(update.report)):
+            print(resumed, file=self.stream)
+        self.first = False
+        print(format_progress(update, eta_seconds), file=self.stream, flush=True)
+
+    def on_worker_failure(self, failure: WorkerFailure) -> None:
+        print(failure.describe(), file=self.stream, flush=True)
