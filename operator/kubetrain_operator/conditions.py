@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from kubetrain.api import Condition, ConditionType, Reason, TrainingJobStatus, derive_phase
+from kubetrain.api.status import OperatorStatus, field_names
 from kubetrain_operator.decide import (
     Action,
     Decision,
@@ -23,19 +24,9 @@ from kubetrain_operator.decide import (
 from kubetrain_operator.render.names import Role
 from kubetrain_operator.timestamps import rfc3339
 
-# The fields the operator owns in status. The driver owns the progress fields (epoch, step,
-# loss, metrics, ...), and a status patch from one never carries the other's fields.
-OPERATOR_FIELDS = (
-    "phase",
-    "conditions",
-    "message",
-    "restarts",
-    "workerRestarts",
-    "workerFailureStreak",
-    "startTime",
-    "completionTime",
-    "observedGeneration",
-)
+# The fields the operator owns in status. The head pod owns the progress fields (epoch, step,
+# loss, metrics, ...: ProgressStatus), and a status patch from one never carries the other's.
+OPERATOR_FIELDS = field_names(OperatorStatus)
 
 # PodsReady=False with one of these reasons is a problem worth a Warning event; other False
 # reasons (pods still starting, a suspension) are routine.

@@ -127,3 +127,14 @@ def test_resume_is_announced() -> None:
     resumed = _cond(ConditionType.SUSPENDED, "False", "JobResumed", "resumed")
     new = TrainingJobStatus(conditions=[resumed])
     assert events_for(old, new) == [EventSpec("Normal", "JobResumed", "resumed")]
+
+
+def test_the_operator_and_the_head_own_disjoint_status_fields_that_cover_the_crd() -> None:
+    # A field in neither would never be written; a field in both would be overwritten by turns.
+    from kubetrain.api.status import ProgressStatus, TrainingJobStatus, field_names
+    from kubetrain_operator.conditions import OPERATOR_FIELDS
+
+    progress = set(field_names(ProgressStatus))
+    assert not progress & set(OPERATOR_FIELDS)
+    assert progress | set(OPERATOR_FIELDS) == set(field_names(TrainingJobStatus))
+    assert "workerFailureStreak" in OPERATOR_FIELDS and "epoch" in progress
