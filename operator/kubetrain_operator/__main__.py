@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import random
+import signal
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from kubetrain_operator.config import OperatorConfig, PodSettings, PolicySettings, ServerSettings
+from kubetrain_operator.health import Answer, Needs, wait_for_prerequisites
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from kubetrain_operator.kube import Kube
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +66,50 @@ def exact_namespaces_only(namespaces: Sequence[str]) -> bool:
     return bool(namespaces) and not any(set(ns) & set("!*?,") for ns in namespaces)
 
 
+def needs(namespaces: Sequence[str], *, standalone: bool, peering: str) -> Needs:
+    """What must exist in the cluster before kopf starts: the TrainingJob CRD and, with peering,
+    kopf's peering CRD and object (a ClusterKopfPeering, or a KopfPeering per namespace)."""
+    if standalone:
+        return Needs(peering=None)
+    exact = tuple(ns for ns in namespaces if exact_namespaces_only([ns]))
+    return Needs(peering=peering, clusterwide=not namespaces, namespaces=exact)
+
+
+def _ask(kube: Kube, path: str) -> Answer:
+    """GET `path`; every failure is an answer (status 0: no answer at all)."""
+    from kubetrain_operator.kube import ApiError
+
+    try:
+        body = kube._call("GET", path)
+    except ApiError as e:
+        return Answer(e.status, error=str(e))
+    except Exception as e:  # urllib3's: refused, TLS, timeout
+        return Answer(0, error=f"{type(e).__name__}: {e}")
+    return Answer(404) if body is None else Answer(200, body)
+
+
+def _wait_until_ready_to_start(
+    wanted: Needs, kube: Kube, server: ServerSettings, registry: CollectorRegistry
+) -> bool:
+    """Waits for `wanted` (see health.py); False when SIGTERM or SIGINT came first."""
+
+    async def wait() -> bool:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await wait_for_prerequisites(
+                wanted, lambda path: _ask(kube, path), server=server, registry=registry
+            )
+        except asyncio.CancelledError:
+            return False
+        return True
+
+    return asyncio.run(wait())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -90,9 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         kubeconfig=args.kubeconfig, in_cluster=in_cluster, pool_size=config.reconcile_threads
     )
     metrics = Metrics()
+    kube = Kube(api)
+    # kopf, started without them, would wait in silence (see health.py): wait here, saying why.
+    wanted = needs(args.namespace, standalone=args.standalone, peering=args.peering)
+    if not _wait_until_ready_to_start(wanted, kube, config.server, metrics.registry):
+        return 0
     runtime = Runtime(
         config=config,
-        reconciler=Reconciler(Kube(api), config, metrics),
+        reconciler=Reconciler(kube, config, metrics),
         metrics=metrics,
         executor=ThreadPoolExecutor(config.reconcile_threads, thread_name_prefix="reconcile"),
     )

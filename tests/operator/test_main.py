@@ -1,10 +1,11 @@
-"""The operator's entry point: which kopf settings its flags imply."""
+"""The operator's entry point: which kopf settings, and which prerequisites, its flags imply."""
 
 from __future__ import annotations
 
 import pytest
 
-from kubetrain_operator.__main__ import exact_namespaces_only
+from kubetrain_operator.__main__ import exact_namespaces_only, needs
+from kubetrain_operator.health import Needs
 
 
 @pytest.mark.parametrize(
@@ -24,3 +25,24 @@ def test_cluster_scanning_is_off_only_for_plain_namespace_names(
     namespaces: list[str], exact: bool
 ) -> None:
     assert exact_namespaces_only(namespaces) is exact
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "standalone", "wanted"),
+    [
+        ([], False, Needs(peering="p")),  # the whole cluster: one ClusterKopfPeering
+        ([], True, Needs(peering=None)),  # no peering: only the TrainingJob CRD
+        (
+            ["team-a", "team-b"],
+            False,
+            Needs("p", clusterwide=False, namespaces=("team-a", "team-b")),
+        ),
+        # A pattern's namespaces are kopf's to find: for them only the KopfPeering CRD is checked.
+        (["team-a", "op-*"], False, Needs("p", clusterwide=False, namespaces=("team-a",))),
+        (["team-a"], True, Needs(peering=None)),
+    ],
+)
+def test_what_the_operator_waits_for_follows_its_peering_flags(
+    namespaces: list[str], standalone: bool, wanted: Needs
+) -> None:
+    assert needs(namespaces, standalone=standalone, peering="p") == wanted
