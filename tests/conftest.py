@@ -11,8 +11,9 @@ import yaml
 
 from kubetrain.api import TrainingJob, parse_job
 
-# The `cluster` and `kube` fixtures of the tests against a real API server (operator, chart).
-pytest_plugins = ["tests.kube_cluster"]
+# The `cluster` and `kube` fixtures of the tests against a real API server (operator, chart),
+# and `apiserver`: a private etcd and kube-apiserver alone, with the CRDs (tests/apiserver.py).
+pytest_plugins = ["tests.kube_cluster", "tests.apiserver"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
