@@ -101,7 +101,7 @@ def breakdown(tmp: Path) -> list[tuple[str, float]]:
 
     mark("import ray.train")
     from kubetrain.api import parse_job
-    from kubetrain.runner import LocalCluster, run_job, start_ray
+    from kubetrain.runner import EpochUpdate, LocalCluster, run_job, start_ray
 
     mark("import kubetrain.runner")
     start_ray(LocalCluster())
@@ -111,10 +111,9 @@ def breakdown(tmp: Path) -> list[tuple[str, float]]:
     job["spec"]["training"]["epochs"] = 1
 
     class FirstEpoch:
-        def on_epoch(self, report: Any, eta_seconds: float | None) -> None:
-            timings = report.metrics
+        def on_epoch(self, update: EpochUpdate, eta_seconds: float | None) -> None:
             mark("first epoch reported to the driver")
-            marks.append(("  of which the epoch itself", float(timings.get("epoch_seconds", 0))))
+            marks.append(("  of which the epoch itself", update.report.epoch_seconds or 0.0))
 
         def on_worker_failure(self, failure: Any) -> None: ...
 
