@@ -46,6 +46,27 @@ class StopFlag(Protocol):
     def wait(self, timeout: float | None = None) -> Awaitable[object]: ...
 
 
+class Wait(Protocol):
+    """Returns when the first of `waits` finishes or after `timeout` seconds (see _first)."""
+
+    def __call__(
+        self, *waits: Callable[[], Awaitable[object]], timeout: float
+    ) -> Awaitable[None]: ...
+
+
+async def _first(*waits: Callable[[], Awaitable[object]], timeout: float) -> None:
+    """Returns when the first of `waits` finishes or after `timeout` seconds."""
+    tasks = [asyncio.ensure_future(w()) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
 @dataclass
 class Runtime:
     config: OperatorConfig
@@ -57,6 +78,10 @@ class Runtime:
     ready: bool = False  # set once startup is complete; /readyz reports it
     # Passes in flight: key -> start time (monotonic), for the liveness probe.
     in_flight: dict[JobKey, float] = field(default_factory=dict)
+    # The loop's time, injectable for tests: `clock` stamps passes in flight, `wait` is where a
+    # loop waits out a requeue or a backoff (ended early by a poke or a stop).
+    clock: Callable[[], float] = time.monotonic
+    wait: Wait = _first
     slots: PrioritySlots = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,12 +95,12 @@ class Runtime:
 
     def oldest_pass_seconds(self) -> float:
         started = list(self.in_flight.values())
-        return time.monotonic() - min(started) if started else 0.0
+        return self.clock() - min(started) if started else 0.0
 
     async def _pass(self, key: JobKey, priority: int, seen: Obj | None, uid: str | None) -> Outcome:
         loop = asyncio.get_running_loop()
         await self.slots.acquire(priority)
-        self.in_flight[key] = time.monotonic()
+        self.in_flight[key] = self.clock()
         try:
             return await loop.run_in_executor(
                 self.executor, functools.partial(self.reconciler.reconcile, key, seen, uid=uid)
@@ -113,20 +138,7 @@ class Runtime:
                 timeout = outcome.requeue_after
                 if timeout is None:
                     timeout = self.config.policy.resync_seconds
-                await _first(waker.wait, lambda: stopped.wait(), timeout=timeout)
+                await self.wait(waker.wait, lambda: stopped.wait(), timeout=timeout)
         finally:
             if self.wakers.get(key) is waker:
                 del self.wakers[key]
-
-
-async def _first(*waits: Callable[[], Awaitable[object]], timeout: float) -> None:
-    """Returns when the first of `waits` finishes or after `timeout` seconds."""
-    tasks = [asyncio.ensure_future(w()) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
