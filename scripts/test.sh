@@ -10,6 +10,10 @@ V=.venv/bin
 echo "==> ruff";          "$V/ruff" check .
 echo "==> ruff format";   "$V/ruff" format --check . >/dev/null
 echo "==> mypy (strict)"; "$V/mypy"
+# Every shell script (tracked or new; .ci/run has no .sh), following what they source (-x).
+echo "==> shellcheck";    command -v shellcheck >/dev/null \
+  || { echo "shellcheck is not installed: run scripts/setup.sh as root (apt-get install shellcheck)"; exit 1; }
+git ls-files -z --cached --others --exclude-standard -- '*.sh' .ci/run | xargs -0 shellcheck -x
 echo "==> import layers"; "$V/lint-imports" --no-cache >/dev/null
 echo "==> crd in sync";   "$V/kubetrain" crd | diff -u crds/trainingjob.yaml - >/dev/null \
   || { echo "crds/trainingjob.yaml is stale: run 'kubetrain crd -o crds/trainingjob.yaml'"; exit 1; }
