@@ -130,7 +130,8 @@ def jobs_path(ns: str) -> str:
 
 def release_jobs(kube: Kube, ns: str) -> None:
     """Drops any finalizer from the jobs left in `ns`, so that deleting the namespace can finish:
-    an operator from before nofinalizer.py (`--operator-root`) puts kopf's on every job."""
+    an operator from before kubetrain_operator/_kopf/daemons.py (`--operator-root`) puts kopf's
+    on every job."""
     for job in (kube._call("GET", jobs_path(ns)) or {}).get("items", []):
         if job["metadata"].get("finalizers"):
             kube._call(

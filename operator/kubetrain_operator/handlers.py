@@ -18,7 +18,7 @@ import kopf
 
 from kubetrain.api import GROUP, PLURAL, VERSION
 from kubetrain_operator._kopf.daemons import release_daemons
-from kubetrain_operator.diffbase import NoDiffBase
+from kubetrain_operator._kopf.diffbase import NoDiffBase
 from kubetrain_operator.health import Probes, Servers
 from kubetrain_operator.reconcile import JobKey
 from kubetrain_operator.render import LABEL_JOB

@@ -6,7 +6,7 @@ import kopf
 import pytest
 
 from kubetrain_operator import handlers
-from kubetrain_operator.diffbase import NoDiffBase
+from kubetrain_operator._kopf.diffbase import NoDiffBase
 
 
 def test_the_operators_own_handlers_need_no_diff_base() -> None:

@@ -17,7 +17,7 @@ PEERING_GROUP = "kopf.dev"
 def operator_rules() -> list[Obj]:
     """Every API call the operator makes, and why (a ClusterRole, or a Role per namespace)."""
     return [
-        # Watch jobs; kopf takes an earlier version's finalizer off; the TTL deletes a finished job.
+        # Watch jobs, patch them (kopf's annotations), and delete a finished job after its TTL.
         {"apiGroups": [GROUP], "resources": [PLURAL],
          "verbs": ["get", "list", "watch", "patch", "delete"]},
         {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["get", "patch"]},

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from kubetrain.api.constants import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from kubetrain.api.constants import CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
 
@@ -133,7 +133,7 @@ def build_crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": CRD_NAME},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from kubetrain.api import GROUP, PLURAL, VERSION
+from kubetrain.api.constants import CRD_NAME
 from kubetrain_operator.kube import MERGE_PATCH, ApiError, Kube
 from tests.conftest import ROOT, job_dict
 from tests.kube_cluster import Cluster, free_port, make_namespace, wait_for
@@ -50,7 +51,7 @@ def crd(cluster: Cluster, kube: Kube) -> None:
 
     def established() -> bool:
         found = kube._call(
-            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{GROUP}"
+            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
         )
         conds = ((found or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
