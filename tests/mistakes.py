@@ -78,6 +78,36 @@ MISTAKES: list[tuple[str, dict[str, Any], str, str]] = [
      "spec.checkpoint.claimName", "drop claimName"),
     ("s3-endpoint-local-path", {"checkpoint": {"s3Endpoint": "http://minio:9000"}},
      "spec.checkpoint.s3Endpoint", "only used with an s3:// storagePath"),
+    # spec.pod and the volumes a job brings: what the API server would refuse at pod creation.
+    ("env-value-and-secret", {"pod": {"env": [
+        {"name": "TOKEN", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+     ]}}, "spec.pod.env[0]", "has both value and valueFrom"),
+    ("env-from-both", {"pod": {"envFrom": [{"secretRef": {"name": "a"},
+                                            "configMapRef": {"name": "b"}}]}},
+     "spec.pod.envFrom[0]", "exactly one of secretRef or configMapRef"),
+    ("volume-without-source", {"pod": {"volumes": [{"name": "data"}]}},
+     "spec.pod.volumes[0]", "needs exactly one source"),
+    ("volume-reserved-name", {"pod": {"volumes": [{"name": "tmp", "emptyDir": {}}]}},
+     "spec.pod.volumes[0].name", "a volume kubetrain gives every pod"),
+    ("mount-unknown-volume", {"pod": {"volumeMounts": [{"name": "data", "mountPath": "/d"}]}},
+     "spec.pod.volumeMounts[0].name", "not in spec.pod.volumes"),
+    ("mount-over-config", {"pod": {"volumes": [{"name": "d", "emptyDir": {}}],
+                                   "volumeMounts": [{"name": "d", "mountPath": "/etc/kubetrain"}]}},
+     "spec.pod.volumeMounts[0].mountPath", "overlaps /etc/kubetrain"),
+    ("label-owned-by-kubetrain", {"pod": {"labels": {"kubetrain.io/job-name": "other"}}},
+     "spec.pod.labels['kubetrain.io/job-name']", "set by kubetrain on every pod"),
+    ("extra-gpu", {"distributed": {"resourcesPerWorker": {"extra": {"nvidia.com/gpu": "1"}}}},
+     "spec.distributed.resourcesPerWorker.extra['nvidia.com/gpu']", "resourcesPerWorker.gpu"),
+    ("extra-not-extended", {"distributed": {"resourcesPerWorker": {"extra": {"rdma": "1"}}}},
+     "spec.distributed.resourcesPerWorker.extra['rdma']", "<domain>/<name>"),
+    ("spread-without-key", {"pod": {"topologySpreadConstraints": [{"maxSkew": 1}]}},
+     "spec.pod.topologySpreadConstraints[0]", "needs topologyKey, whenUnsatisfiable"),
+    ("data-claim-for-digits", {"dataset": {"claimName": "data"}},
+     "spec.dataset.claimName", "reads no files"),
+    ("data-claim-relative-path", {"model": {"inputSize": 3072},
+                                  "dataset": {"source": "cifar10", "path": "cache",
+                                              "claimName": "data"}},
+     "spec.dataset.path", "give the absolute path"),
 ]  # fmt: skip
 
 

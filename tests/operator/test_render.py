@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubetrain.api.constants import RESERVED_MOUNT_PATHS, RESERVED_VOLUMES
 from kubetrain_operator.config import PodSettings
 from kubetrain_operator.render import (
     config_map,
@@ -429,3 +430,103 @@ def test_object_storage_needs_no_checkpoint_volume() -> None:
         assert [v["name"] for v in pod["spec"]["volumes"]][-1] == "tmp"
         command = pod["spec"]["containers"][0]["command"]
         assert "--storage-path" not in command
+
+
+GPU_CLUSTER_POD = {
+    "env": [{"name": "AWS_SECRET_ACCESS_KEY",
+             "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "secret"}}}],
+    "envFrom": [{"secretRef": {"name": "hf-token"}, "prefix": "HF_"}],
+    "imagePullSecrets": [{"name": "registry-creds"}],
+    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "model-cache"}}],
+    "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "gpu.type", "operator": "In", "values": ["h100"]}]}]}}},
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                   "whenUnsatisfiable": "ScheduleAnyway"}],
+    "labels": {"team": "vision"},
+    "annotations": {"sidecar.istio.io/inject": "false"},
+}  # fmt: skip
+
+
+def test_pod_settings_a_gpu_cluster_needs_reach_every_pod() -> None:
+    job = api_job(
+        pod=GPU_CLUSTER_POD,
+        distributed={"resourcesPerWorker": {"gpu": 1, "extra": {"rdma/hca": "1"}}},
+        dataset={"source": "cifar10", "path": "/data/cifar10", "claimName": "datasets"},
+        model={"name": "cnn"},
+        metrics={"enabled": True},
+    )
+    head = head_pod(job, attempt=0, settings=SETTINGS)
+    worker = worker_pod(job, 0, attempt=0, settings=SETTINGS)
+    for pod in (head, worker):
+        spec, container = pod["spec"], pod["spec"]["containers"][0]
+        assert spec["imagePullSecrets"] == [{"name": "registry-creds"}]
+        assert spec["affinity"] == GPU_CLUSTER_POD["affinity"]
+        assert {"name": "models", "persistentVolumeClaim": {"claimName": "model-cache"}} in (
+            spec["volumes"]
+        )
+        assert {"name": "models", "mountPath": "/models", "readOnly": True} in (
+            container["volumeMounts"]
+        )
+        # The dataset claim, at dataset.path, writable: cifar10's download cache fills it.
+        assert {"name": "dataset", "persistentVolumeClaim": {"claimName": "datasets",
+                "readOnly": False}} in spec["volumes"]  # fmt: skip
+        assert {"name": "dataset", "mountPath": "/data/cifar10", "readOnly": False} in (
+            container["volumeMounts"]
+        )
+        assert container["envFrom"] == [{"prefix": "HF_", "secretRef": {"name": "hf-token"}}]
+        assert container["env"][-1] == {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "secret"}},
+        }
+        labels = pod["metadata"]["labels"]
+        assert labels["team"] == "vision" and labels["kubetrain.io/job-name"] == "t"
+        assert pod["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+    assert worker["spec"]["topologySpreadConstraints"] == [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        # No selector given: the job's own workers are spread.
+        "labelSelector": {"matchLabels": {"kubetrain.io/job-name": "t",
+                                          "kubetrain.io/role": "worker"}},
+    }]  # fmt: skip
+    assert "topologySpreadConstraints" not in head["spec"]
+    resources = worker["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["rdma/hca"] == resources["requests"]["rdma/hca"] == "1"
+    assert worker["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+
+
+def test_a_csv_on_a_claim_is_mounted_read_only_at_its_folder() -> None:
+    job = api_job(
+        dataset={"source": "csv", "path": "/data/iris/train.csv", "claimName": "datasets"},
+        model={"name": "mlp", "inputSize": 4, "numClasses": 3},
+    )
+    container = worker_pod(job, 0, attempt=0, settings=SETTINGS)["spec"]["containers"][0]
+    assert {"name": "dataset", "mountPath": "/data/iris", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+
+
+def test_a_secret_reference_puts_no_value_in_the_config_map() -> None:
+    job = api_job(pod=GPU_CLUSTER_POD)
+    text = json.dumps(config_map(job))
+    assert "s3-creds" in text  # the reference is there, for the pods' env
+    assert '"value"' not in json.dumps(json.loads(config_map(job)["data"]["trainingjob.json"])[
+        "spec"]["pod"]["env"])  # fmt: skip
+
+
+def test_the_reserved_volumes_and_mount_paths_are_every_one_kubetrain_renders() -> None:
+    # spec.pod.volumes and volumeMounts are checked against these lists: they must be complete.
+    job = api_job(
+        distributed={"backend": "deepspeed", "deepspeed": {"configMapRef": "ds"},
+                     "resourcesPerWorker": {"gpu": 1}},
+        checkpoint={"storagePath": "/ckpt", "claimName": "ckpt"},
+        dataset={"source": "cifar10", "path": "/data/c", "claimName": "d"},
+        model={"name": "cnn"},
+    )  # fmt: skip
+    pods_ = [head_pod(job, attempt=0, settings=SETTINGS), worker_pod(job, 0, attempt=0,
+             settings=SETTINGS)]  # fmt: skip
+    names = {v["name"] for p in pods_ for v in p["spec"]["volumes"]}
+    paths = {m["mountPath"] for p in pods_ for m in p["spec"]["containers"][0]["volumeMounts"]}
+    assert names <= set(RESERVED_VOLUMES)
+    assert paths - {"/ckpt", "/data/c"} <= set(RESERVED_MOUNT_PATHS)

@@ -13,7 +13,9 @@ from typing import Any
 
 from kubetrain.api import GROUP, PLURAL, Backend, TrainingJob
 from kubetrain.api.constants import DEEPSPEED_CONFIG_DIR, DEEPSPEED_CONFIG_KEY
+from kubetrain.api.pod_rules import dataset_mount_path
 from kubetrain.api.quantities import cpu_cores
+from kubetrain.api.sources import SOURCES
 from kubetrain.pods import contract
 from kubetrain_operator.config import PodSettings
 from kubetrain_operator.render.names import (
@@ -54,6 +56,24 @@ def job_labels(job: TrainingJob) -> dict[str, str]:
         if key in job.metadata.labels:
             labels[key] = job.metadata.labels[key]
     return labels
+
+
+def _pod_metadata(job: TrainingJob, name: str, labels: dict[str, str]) -> Obj:
+    """A pod's metadata: the user's pod labels and annotations, then kubetrain's (which win)."""
+    meta = _metadata(job, name, labels)
+    meta["labels"] = {**job.spec.pod.labels, **meta["labels"]}
+    if job.spec.pod.annotations:
+        meta["annotations"] = dict(job.spec.pod.annotations)
+    return meta
+
+
+def _worker_spread(job: TrainingJob) -> list[Obj]:
+    """The user's spread constraints; one without a labelSelector spreads this job's workers."""
+    selector = {"matchLabels": {LABEL_JOB: job.name, LABEL_ROLE: Role.WORKER.value}}
+    return [
+        {"labelSelector": selector} | constraint
+        for constraint in job.spec.pod.topology_spread_constraints
+    ]
 
 
 def _metadata(job: TrainingJob, name: str, labels: dict[str, str] | None = None) -> Obj:
@@ -201,7 +221,8 @@ def _env(job: TrainingJob, extra: dict[str, str]) -> list[Obj]:
     ]
     env += [{"name": k, "value": v} for k, v in extra.items()]
     # The user's variables come last so they can override ours (Kubernetes keeps the last one).
-    env += [{"name": e.name, "value": e.value} for e in job.spec.pod.env]
+    # A valueFrom (a Secret's key) is passed as a reference: its value is in no object of ours.
+    env += [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in job.spec.pod.env]
     return env
 
 
@@ -209,7 +230,15 @@ def _pod_spec(job: TrainingJob, settings: PodSettings, container: Obj, volumes: 
     """The pod around `container`, with the volumes it brings and those every pod writes to."""
     pod = job.spec.pod
     writable = _writable_volumes(job)
-    container["volumeMounts"] = [*container.get("volumeMounts", []), *(m for _, m in writable)]
+    container["volumeMounts"] = [
+        *container.get("volumeMounts", []),
+        *(m for _, m in writable),
+        *(m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in pod.volume_mounts),
+    ]
+    if pod.env_from:
+        container["envFrom"] = [
+            e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in pod.env_from
+        ]
     spec: Obj = {
         # The operator decides about every failure (exit code, OOM, backoffLimit), not the kubelet.
         "restartPolicy": "Never",
@@ -224,8 +253,12 @@ def _pod_spec(job: TrainingJob, settings: PodSettings, container: Obj, volumes: 
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [*volumes, *(v for v, _ in writable)],
+        "volumes": [*volumes, *(v for v, _ in writable), *pod.volumes],
     }
+    if pod.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": ref.name} for ref in pod.image_pull_secrets]
+    if pod.affinity:
+        spec["affinity"] = pod.affinity
     if pod.node_selector:
         spec["nodeSelector"] = dict(pod.node_selector)
     if pod.tolerations:
@@ -272,7 +305,18 @@ def _writable_volumes(job: TrainingJob) -> list[tuple[Obj, Obj]]:
     The head and every worker mount the same claim: Ray Train's workers write checkpoints
     there and the head keeps track of them, so a replaced pod resumes from them.
     """
-    pairs = [({"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": TMP_DIR})]
+    pairs: list[tuple[Obj, Obj]] = [
+        ({"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": TMP_DIR})
+    ]
+    data = dataset_mount_path(job.spec)
+    if data is not None:
+        # The download cache of mnist/cifar10/imdb is filled by the job; a user's data is only read.
+        read_only = SOURCES[job.spec.dataset.source].needs_path
+        data_claim = {"claimName": job.spec.dataset.claim_name, "readOnly": read_only}
+        pairs.append((
+            {"name": "dataset", "persistentVolumeClaim": data_claim},
+            {"name": "dataset", "mountPath": data, "readOnly": read_only},
+        ))  # fmt: skip
     mount = storage_mount_path(job)
     if mount is not None:
         claim = {"claimName": job.spec.checkpoint.claim_name}
@@ -381,7 +425,7 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     spec["serviceAccountName"] = driver_service_account_name(job)
     # The token comes from the projected volume above, not from a token Secret.
     spec["automountServiceAccountToken"] = False
-    meta = _metadata(
+    meta = _pod_metadata(
         job, head_pod_name(job.name), {LABEL_ROLE: Role.HEAD.value, LABEL_ATTEMPT: str(attempt)}
     )
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
@@ -407,13 +451,14 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
     limits: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
     if res.gpu:
         limits["nvidia.com/gpu"] = str(res.gpu)
+    limits |= res.extra  # RDMA devices, hugepages: asked and limited alike, as GPUs are
     container["resources"] = {"requests": dict(limits), "limits": dict(limits)}
     volumes: list[Obj] = []
     if res.gpu:
         # NCCL and Ray's object store need more shared memory than a container's 64 MiB.
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
-    meta = _metadata(
+    meta = _pod_metadata(
         job,
         worker_pod_name(job.name, rank),
         {LABEL_ROLE: Role.WORKER.value, LABEL_RANK: str(rank), LABEL_ATTEMPT: str(attempt)},
@@ -422,10 +467,13 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
     if metrics.enabled:
         container["ports"] = [{"name": "metrics", "containerPort": metrics.port}]
         meta["annotations"] = {
+            **meta.get("annotations", {}),
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(metrics.port),
         }
     spec = _pod_spec(job, settings, container, volumes)
+    if job.spec.pod.topology_spread_constraints:
+        spec["topologySpreadConstraints"] = _worker_spread(job)
     if job.spec.pod.service_account_name:
         spec["serviceAccountName"] = job.spec.pod.service_account_name
     else:

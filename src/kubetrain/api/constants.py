@@ -15,3 +15,23 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 # needs a mount point the kubelet cannot always create.
 DEEPSPEED_CONFIG_KEY = "ds_config.json"
 DEEPSPEED_CONFIG_DIR = "/etc/kubetrain-deepspeed"
+
+# What the operator mounts in a job's pods: spec.pod.volumes and spec.pod.volumeMounts may not
+# reuse these names or mount over these paths (tests/operator/test_render.py checks the list
+# against what is rendered). The checkpoint and dataset claims add their own paths per job.
+RESERVED_VOLUMES = (
+    "config",
+    "api-token",
+    "tmp",
+    "checkpoints",
+    "dataset",
+    "dshm",
+    "deepspeed-config",
+)
+RESERVED_MOUNT_PATHS = (
+    "/etc/kubetrain",
+    DEEPSPEED_CONFIG_DIR,
+    "/tmp",
+    "/dev/shm",
+    "/var/run/secrets/kubernetes.io/serviceaccount",
+)

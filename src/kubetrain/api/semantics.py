@@ -13,10 +13,11 @@ data is loaded, before training, by the trainer (`ModelMismatch`), and are not r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from kubetrain.api.deepspeed import DeepSpeedConfigError
 from kubetrain.api.deepspeed import check as check_deepspeed
+from kubetrain.api.pod_rules import POD_RULES
+from kubetrain.api.problem import Problem
 from kubetrain.api.quantities import memory_bytes
 from kubetrain.api.sources import (
     MODEL_INPUTS,
@@ -35,18 +36,6 @@ from kubetrain.api.spec import (
     Precision,
     TrainingJobSpec,
 )
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One mistake: the field to change (a path users can find in their YAML) and the fix."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
-
 
 # A Ray node takes 30% of its pod's free memory for its object store and refuses to start below
 # 75 MiB (`ray start` exits 1 on every try); the training process with torch needs ~300 MiB more.
@@ -251,6 +240,7 @@ RULES: tuple[Rule, ...] = (
     _hardware,
     _storage,
     _backend,
+    *POD_RULES,
 )
 
 

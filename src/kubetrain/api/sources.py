@@ -28,6 +28,7 @@ class SourceFacts:
     native_size: int = 0  # images only: the side the source comes at
     reads_path: bool = False  # whether dataset.path means anything for it
     needs_path: bool = False
+    reads_file: bool = False  # dataset.path is a file (else a directory)
 
 
 SOURCES: dict[DatasetSource, SourceFacts] = {
@@ -41,7 +42,9 @@ SOURCES: dict[DatasetSource, SourceFacts] = {
     DatasetSource.IMAGE_FOLDER: SourceFacts(
         DataKind.IMAGE, None, channels=3, native_size=224, reads_path=True, needs_path=True
     ),
-    DatasetSource.CSV: SourceFacts(DataKind.TABULAR, None, reads_path=True, needs_path=True),
+    DatasetSource.CSV: SourceFacts(
+        DataKind.TABULAR, None, reads_path=True, needs_path=True, reads_file=True
+    ),
     DatasetSource.IMDB: SourceFacts(DataKind.TEXT, 2, reads_path=True),
     DatasetSource.TEXT_SAMPLES: SourceFacts(DataKind.TEXT, 2),
     DatasetSource.SYNTHETIC: SourceFacts(DataKind.ANY, None),

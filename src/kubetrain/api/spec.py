@@ -29,6 +29,10 @@ class SpecModel(BaseModel):
     )
 
 
+# Kubernetes object names (RFC 1123 subdomain) and label keys/values.
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
 # --------------------------------------------------------------------------- model
 
 
@@ -139,6 +143,15 @@ class DatasetSpec(SpecModel):
         None, ge=16, description="Cap on training samples, to try a recipe quickly."
     )
     augmentation: AugmentationSpec = Field(default_factory=AugmentationSpec)
+    claim_name: str | None = Field(
+        None,
+        pattern=_DNS_SUBDOMAIN,
+        description=(
+            "PersistentVolumeClaim holding the data, mounted in every pod at dataset.path (at"
+            " its folder for a CSV file): read-only for csv and image_folder, writable for the"
+            " download cache of mnist/cifar10/imdb, which one pod fills for the whole job."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -294,6 +307,13 @@ class ResourcesSpec(SpecModel):
         "2Gi", pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", description="Memory per worker."
     )
     gpu: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per worker; >0 uses NCCL.")
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Other resources per worker pod, asked and limited alike: extended resources such as"
+            " rdma/hca_shared_devices_a: '1', or hugepages-2Mi: 1Gi."
+        ),
+    )
 
 
 class DistributedSpec(SpecModel):
@@ -366,9 +386,56 @@ class RunPolicySpec(SpecModel):
     retry_on_oom: bool = Field(False, description="Count OOMKilled as retryable.")
 
 
+class KeySelector(SpecModel):
+    name: str = Field(pattern=_DNS_SUBDOMAIN, description="The Secret or ConfigMap.")
+    key: str = Field(min_length=1, description="The key in it.")
+    optional: bool | None = None
+
+
+class FieldSelector(SpecModel):
+    field_path: str = Field(min_length=1, description="e.g. metadata.name, status.podIP.")
+
+
+class EnvVarSource(SpecModel):
+    secret_key_ref: KeySelector | None = None
+    config_map_key_ref: KeySelector | None = None
+    field_ref: FieldSelector | None = None
+
+
 class EnvVar(SpecModel):
+    """A variable in every pod: a literal `value`, or `valueFrom` a Secret, ConfigMap or field.
+
+    Credentials belong in a Secret (`valueFrom.secretKeyRef`): a literal value is copied into
+    the job's ConfigMap and is readable by anyone who may read the TrainingJob.
+    """
+
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    value: str = ""
+    value: str | None = None
+    value_from: EnvVarSource | None = None
+
+
+class NameRef(SpecModel):
+    name: str = Field(pattern=_DNS_SUBDOMAIN)
+    optional: bool | None = None
+
+
+class EnvFromSource(SpecModel):
+    """Every key of a Secret or ConfigMap as a variable (`prefix` prepended)."""
+
+    prefix: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    secret_ref: NameRef | None = None
+    config_map_ref: NameRef | None = None
+
+
+class LocalObjectReference(SpecModel):
+    name: str = Field(pattern=_DNS_SUBDOMAIN)
+
+
+class VolumeMount(SpecModel):
+    name: str = Field(pattern=_DNS_LABEL, description="One of pod.volumes.")
+    mount_path: str = Field(pattern=r"^/", description="Where, in every container.")
+    read_only: bool | None = None
+    sub_path: str | None = None
 
 
 class Toleration(SpecModel):
@@ -390,6 +457,34 @@ class PodSpec(SpecModel):
     service_account_name: str | None = None
     scheduler_name: str | None = None
     env: list[EnvVar] = Field(default_factory=list, max_length=128)
+    env_from: list[EnvFromSource] = Field(default_factory=list, max_length=32)
+    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list, max_length=16)
+    volumes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Kubernetes volumes added to every pod (name and one source: persistentVolumeClaim,"
+            " secret, configMap, nfs, csi, ...), mounted by pod.volumeMounts."
+        ),
+    )
+    volume_mounts: list[VolumeMount] = Field(default_factory=list, max_length=32)
+    affinity: dict[str, Any] | None = Field(
+        None, description="Kubernetes affinity (nodeAffinity, podAffinity, podAntiAffinity)."
+    )
+    topology_spread_constraints: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=8,
+        description=(
+            "Kubernetes topology spread constraints for the worker pods; without a labelSelector,"
+            " each spreads this job's workers."
+        ),
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels added to every pod (kubetrain's own win)."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations added to every pod."
+    )
 
 
 class TrainingJobSpec(SpecModel):
