@@ -14,15 +14,13 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from kubetrain.api import GROUP, PLURAL, VERSION
-
-Obj = dict[str, Any]
+from kubetrain_operator.kubeobj import Obj
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
 
 from kubetrain.api import (
     ConditionType,
@@ -35,6 +34,7 @@ from kubetrain_operator.conditions import events_for, next_status, status_patch
 from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.decide import Action, Decision, Situation, decide
 from kubetrain_operator.kube import ApiError, Kube
+from kubetrain_operator.kubeobj import Obj
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.observe import PodView, owned_by
 from kubetrain_operator.render import (
@@ -53,7 +53,6 @@ from kubetrain_operator.timestamps import parse_time, rfc3339
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Clock = Callable[[], datetime]
 
 

@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetrain_operator.kubeobj import Obj
 from tests.conftest import ROOT
 
 CHART = ROOT / "charts" / "kubetrain"
 RELEASE = "kt"
 NAMESPACE = "kubetrain-system"
-
-Obj = dict[str, Any]
 
 
 def find_helm() -> str | None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import copy
 import itertools
-from typing import Any
 
 from kubetrain_operator.kube import ApiError
-
-Obj = dict[str, Any]
+from kubetrain_operator.kubeobj import Obj
 
 
 def merge(into: Obj, patch: Obj) -> None:

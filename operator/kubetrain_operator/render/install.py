@@ -5,11 +5,8 @@ Pure data, for the Helm chart and for tests; `README.md` lists the same rules fo
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubetrain.api import GROUP, PLURAL
-
-Obj = dict[str, Any]
+from kubetrain_operator.kubeobj import Obj
 
 PEERING_GROUP = "kopf.dev"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import posixpath
-from typing import Any
 
 from kubetrain.api import GROUP, PLURAL, Backend, TrainingJob
 from kubetrain.api.constants import DEEPSPEED_CONFIG_DIR, DEEPSPEED_CONFIG_KEY
@@ -18,6 +17,7 @@ from kubetrain.api.quantities import cpu_cores
 from kubetrain.api.sources import SOURCES
 from kubetrain.pods import contract
 from kubetrain_operator.config import PodSettings
+from kubetrain_operator.kubeobj import Obj
 from kubetrain_operator.render.names import (
     ANNOTATION_GENERATION,
     LABEL_ATTEMPT,
@@ -35,8 +35,6 @@ from kubetrain_operator.render.names import (
     service_name,
     worker_pod_name,
 )
-
-Obj = dict[str, Any]
 
 SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Pods run with a read-only root filesystem. What they write goes to volumes: /tmp (HOME, Ray's
