@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from kubetrain_operator.kubeobj import Obj
 from tests.conftest import ROOT
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ CACHE = Path(os.environ.get("KUBETRAIN_CACHE_DIR", Path.home() / ".cache" / "kub
 BIN = CACHE / f"k8s-{K8S_VERSION}" / "bin"
 CRDS = ROOT / "crds"
 START_TIMEOUT = 60.0  # seconds; about 5 s on two cores
-
-Obj = dict[str, Any]
 
 
 def find_binaries() -> dict[str, str] | str:
