@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -57,8 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=defaults.reconcile_threads)
     p.add_argument("--head-cpu", default=defaults.pods.head_cpu)
     p.add_argument("--head-memory", default=defaults.pods.head_memory)
+    p.add_argument(
+        "--pod-env", action="append", default=[], type=pod_env, metavar="NAME=VALUE",
+        help="a variable every job pod gets (repeatable), e.g. a download mirror; a job's own "
+        "spec.pod.env overrides it",
+    )  # fmt: skip
     p.add_argument("--log-level", default="INFO")
     return p
+
+
+def pod_env(text: str) -> tuple[str, str]:
+    """`NAME=VALUE` for --pod-env."""
+    name, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write NAME=VALUE, NAME a variable name (letters, digits, _)"
+        )
+    return name, value
 
 
 def exact_namespaces_only(namespaces: Sequence[str]) -> bool:
@@ -129,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kubetrain_operator.runtime import Runtime
 
     config = OperatorConfig(
-        pods=PodSettings(head_cpu=args.head_cpu, head_memory=args.head_memory),
+        pods=PodSettings(
+            head_cpu=args.head_cpu, head_memory=args.head_memory, env=tuple(args.pod_env)
+        ),
         policy=PolicySettings(
             image_pull_grace_seconds=args.image_pull_grace, resync_seconds=args.resync
         ),

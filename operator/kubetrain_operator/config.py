@@ -36,6 +36,9 @@ class PodSettings:
     python: str = "python"
     # User and group (and fsGroup) the pods run as: the trainer image's own non-root user.
     run_as_user: int = 1000
+    # Variables every job's pods get, before the job's own spec.pod.env (which may override
+    # them): the cluster's download mirrors (docs/air-gapped.md), a proxy, ... (--pod-env).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubetrain_operator.__main__ import exact_namespaces_only, needs
+from kubetrain_operator.__main__ import _parser, exact_namespaces_only, needs
 from kubetrain_operator.health import Needs
 
 
@@ -46,3 +46,19 @@ def test_what_the_operator_waits_for_follows_its_peering_flags(
     namespaces: list[str], standalone: bool, wanted: Needs
 ) -> None:
     assert needs(namespaces, standalone=standalone, peering="p") == wanted
+
+
+def test_pod_env_flags_become_the_pods_variables_in_order() -> None:
+    args = _parser().parse_args(
+        ["--pod-env", "KUBETRAIN_DATASETS_MIRROR=http://mirror:8000/d", "--pod-env", "EMPTY="]
+    )
+    assert args.pod_env == [("KUBETRAIN_DATASETS_MIRROR", "http://mirror:8000/d"), ("EMPTY", "")]
+
+
+@pytest.mark.parametrize("bad", ["NOEQUALS", "1BAD=x", "=x"])
+def test_a_malformed_pod_env_flag_is_refused_naming_the_form(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--pod-env", bad])
+    assert "write NAME=VALUE" in capsys.readouterr().err

@@ -530,3 +530,15 @@ def test_the_reserved_volumes_and_mount_paths_are_every_one_kubetrain_renders() 
     paths = {m["mountPath"] for p in pods_ for m in p["spec"]["containers"][0]["volumeMounts"]}
     assert names <= set(RESERVED_VOLUMES)
     assert paths - {"/ckpt", "/data/c"} <= set(RESERVED_MOUNT_PATHS)
+
+
+def test_the_clusters_pod_env_comes_before_the_jobs_own_which_overrides_it() -> None:
+    settings = PodSettings(env=(("KUBETRAIN_DATASETS_MIRROR", "http://mirror/"), ("A", "1")))
+    job = api_job(pod={"env": [{"name": "A", "value": "2"}]})
+    env = worker_pod(job, 0, attempt=0, settings=settings)["spec"]["containers"][0]["env"]
+    names = [e["name"] for e in env]
+    assert names[-3:] == ["KUBETRAIN_DATASETS_MIRROR", "A", "A"]  # Kubernetes keeps the last A
+    assert env[-1] == {"name": "A", "value": "2"}
+    assert {"name": "KUBETRAIN_DATASETS_MIRROR", "value": "http://mirror/"} in (
+        head_pod(job, attempt=0, settings=settings)["spec"]["containers"][0]["env"]
+    )

@@ -99,6 +99,20 @@ namespaces it is given and to the CRDs present at its start).
 - {{ printf "--head-cpu=%v" $op.headPod.cpu | quote }}
 - {{ printf "--head-memory=%v" $op.headPod.memory | quote }}
 - {{ printf "--log-level=%v" $op.logLevel | quote }}
+{{- with .Values.mirrors }}
+{{- if .datasets }}
+- {{ printf "--pod-env=KUBETRAIN_DATASETS_MIRROR=%s" .datasets | quote }}
+{{- end }}
+{{- if .weights }}
+- {{ printf "--pod-env=KUBETRAIN_WEIGHTS_MIRROR=%s" .weights | quote }}
+{{- end }}
+{{- if .huggingFace }}
+- {{ printf "--pod-env=HF_ENDPOINT=%s" .huggingFace | quote }}
+{{- end }}
+{{- end }}
+{{- range $name, $value := .Values.trainingPods.env }}
+- {{ printf "--pod-env=%s=%v" $name $value | quote }}
+{{- end }}
 {{- range $op.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -206,7 +206,7 @@ def support_objects(job: TrainingJob, settings: PodSettings) -> list[Obj]:
 # --------------------------------------------------------------------------- pods
 
 
-def _env(job: TrainingJob, extra: dict[str, str]) -> list[Obj]:
+def _env(job: TrainingJob, settings: PodSettings, extra: dict[str, str]) -> list[Obj]:
     env: list[Obj] = [
         {"name": "KUBETRAIN_JOB_NAME", "value": job.name},
         {
@@ -218,6 +218,8 @@ def _env(job: TrainingJob, extra: dict[str, str]) -> list[Obj]:
         {"name": "HOME", "value": TMP_DIR},
     ]
     env += [{"name": k, "value": v} for k, v in extra.items()]
+    # The cluster's settings (the operator's --pod-env: download mirrors, ...), then the job's.
+    env += [{"name": k, "value": v} for k, v in settings.env]
     # The user's variables come last so they can override ours (Kubernetes keeps the last one).
     # A valueFrom (a Secret's key) is passed as a reference: its value is in no object of ours.
     env += [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in job.spec.pod.env]
@@ -385,7 +387,7 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
                 storage_path=storage_mount_path(job),
             ),
         ],
-        _env(job, {"KUBETRAIN_ATTEMPT": str(attempt)}),
+        _env(job, settings, {"KUBETRAIN_ATTEMPT": str(attempt)}),
     )
     # No CPU limit: the head needs CPU in bursts at start-up (imports, Ray's daemons, Ray Train's
     # controller), and is idle while the workers train. Capped at its request, it started ~4x
@@ -444,7 +446,7 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
                 head_address=head_address(job, settings), num_cpus=ray_cpus, num_gpus=res.gpu
             ),
         ],
-        _env(job, {"KUBETRAIN_RANK": str(rank), "KUBETRAIN_ATTEMPT": str(attempt)}),
+        _env(job, settings, {"KUBETRAIN_RANK": str(rank), "KUBETRAIN_ATTEMPT": str(attempt)}),
     )
     limits: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
     if res.gpu:
