@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import yaml
 
@@ -86,9 +86,15 @@ class Kubectl:
         self.run(*args, *(["-n", namespace] if namespace else []))
 
     @contextlib.contextmanager
-    def watch(self, kind: str, *, namespace: str) -> Iterator[list[str]]:
+    def watch(self, kind: str, *, namespace: str, catch_up: float = 20.0) -> Iterator[list[str]]:
         """`kubectl get KIND -n NAMESPACE -w`, as a user watches it: the list fills with its
-        output lines (the header first) when the block ends."""
+        output lines (the header first) when the block ends.
+
+        The watch prints an update a moment after it happens: at the end of the block it goes on
+        until it shows every object as `kubectl get` shows it then (the AGE column aside), for at
+        most `catch_up` seconds; past that, the lines are what it printed (the caller's checks on
+        them say what is missing).
+        """
         lines: list[str] = []
         with tempfile.TemporaryFile("w+") as out:
             proc = subprocess.Popen(
@@ -98,16 +104,47 @@ class Kubectl:
             try:
                 yield lines
             finally:
-                time.sleep(2)  # the last update is on its way
+                # Not raised from here: it would hide what ended the block.
+                with contextlib.suppress(AssertionError, KubectlError, subprocess.SubprocessError):
+                    wait_for(
+                        f"`kubectl get {kind} -n {namespace} -w` to show the objects as they are",
+                        lambda: self._shows_current(kind, namespace, _lines(out)),
+                        timeout=catch_up,
+                        every=0.2,
+                    )
                 proc.terminate()
                 proc.wait(timeout=10)
-                out.seek(0)
-                lines.extend(line.rstrip() for line in out if line.strip())
+                lines.extend(_lines(out))
+
+    def _shows_current(self, kind: str, namespace: str, watched: list[str]) -> bool:
+        """Whether the watch's last row for each object is the row `kubectl get` prints now."""
+        now = [line.split() for line in self.run("get", kind, "-n", namespace).splitlines()]
+        now = [row for row in now if row]
+        if not now:
+            return True  # nothing there to catch up with
+        header, *rows = now
+        age = header[-1] == "AGE"  # it ticks on: not compared
+
+        def cells(row: list[str]) -> list[str]:
+            return row[:-1] if age else row
+
+        # The last line naming each object (the header, and a "No resources found" the watch
+        # may print first, name none).
+        shown = {row[0]: row for row in (line.split() for line in watched)}
+        return all(row[0] in shown and cells(shown[row[0]]) == cells(row) for row in rows)
 
     def events_for(self, kind: str, name: str, namespace: str) -> list[Obj]:
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
         out = self.run("get", "events", "-n", namespace, "--field-selector", selector, "-o", "json")
         return list(json.loads(out)["items"])
+
+
+def _lines(out: IO[str]) -> list[str]:
+    """The non-blank lines written so far to `out`, which a running process writes through the
+    same open file: read with pread, which leaves the offset its writes go to alone."""
+    fd = out.fileno()
+    text = os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+    return [line.rstrip() for line in text.splitlines() if line.strip()]
 
 
 def wait_for(what: str, check: Callable[[], T | None], *, timeout: float, every: float = 1.0) -> T:
