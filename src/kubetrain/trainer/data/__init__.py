@@ -61,8 +61,10 @@ def _load(spec: TrainingJobSpec) -> Splits:
     channels, size = image_shape(spec)
     if source is DatasetSource.DIGITS:
         return images.load_digits(channels, size, ds.validation_split, seed)
-    if source in (DatasetSource.MNIST, DatasetSource.CIFAR10):
-        return images.load_torchvision(source.value, ds.path or "./data", channels, size)
+    if source is DatasetSource.MNIST:
+        return images.load_mnist(ds.path, channels, size)
+    if source is DatasetSource.CIFAR10:
+        return images.load_cifar10(ds.path, channels, size)
     if source is DatasetSource.IMAGE_FOLDER:
         assert ds.path is not None
         return images.load_image_folder(Path(ds.path), channels, size, ds.validation_split, seed)

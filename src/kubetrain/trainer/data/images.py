@@ -1,4 +1,4 @@
-"""Image datasets: scikit-learn digits (offline), MNIST/CIFAR-10 (torchvision), image folders."""
+"""Image datasets: scikit-learn digits (offline), MNIST and CIFAR-10 (fetched once), folders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from kubetrain.trainer.data.cifar import cifar10_arrays
+from kubetrain.trainer.data.downloads import dataset_dir
 from kubetrain.trainer.data.info import DataInfo, InputKind
+from kubetrain.trainer.data.mnist import mnist_arrays
 from kubetrain.trainer.data.split import Splits, split_tensors
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
@@ -64,24 +67,28 @@ def load_digits(channels: int, size: int, val_split: float, seed: int) -> Splits
     return Splits(train, val, image_info(10, channels, size))
 
 
-def load_torchvision(name: str, root: str, channels: int, size: int) -> Splits:
-    """MNIST or CIFAR-10 through torchvision (downloads on first use; real clusters)."""
-    try:
-        from torchvision import datasets
-    except (ImportError, RuntimeError) as exc:
-        raise RuntimeError(
-            f"spec.dataset.source: {name!r} needs torchvision; install kubetrain[vision] or use "
-            "the offline 'digits' source"
-        ) from exc
-    cls = datasets.MNIST if name == "mnist" else datasets.CIFAR10
+def load_mnist(path: str | None, channels: int, size: int) -> Splits:
+    """MNIST's 60,000 training and 10,000 test digits (the test set validates), from
+    spec.dataset.path or the cache, fetched there once (see downloads.py)."""
+    train_x, train_y, test_x, test_y = mnist_arrays(dataset_dir(path, "mnist"), path)
+    return _public_splits((train_x[:, None], train_y, test_x[:, None], test_y), 1, channels, size)
+
+
+def load_cifar10(path: str | None, channels: int, size: int) -> Splits:
+    """CIFAR-10's 50,000 training and 10,000 test images, as for MNIST."""
+    arrays = cifar10_arrays(dataset_dir(path, "cifar10"), path)
+    return _public_splits(arrays, 3, channels, size)
+
+
+def _public_splits(
+    arrays: tuple[np.ndarray, ...], native_channels: int, channels: int, size: int
+) -> Splits:
+    """uint8 [N, C, H, W] images and labels → float [0, 1] images of the requested shape."""
     parts = []
-    for train in (True, False):
-        ds = cls(root, train=train, download=True)
-        raw = torch.as_tensor(np.asarray(ds.data), dtype=torch.float32) / 255.0
-        x = raw.unsqueeze(1) if raw.ndim == 3 else raw.permute(0, 3, 1, 2)
-        y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+    for images, labels in (arrays[:2], arrays[2:]):
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32) / 255.0
+        y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         parts.append(TensorDataset(_fit_images(x, channels, size), y))
-    native_channels = 1 if name == "mnist" else 3
     return Splits(parts[0], parts[1], image_info(10, max(channels, native_channels), size))
 
 

@@ -1,4 +1,4 @@
-"""Text datasets (IMDB via Hugging Face, hand-written offline samples) and their tokenizers."""
+"""Text datasets (IMDB, fetched once; hand-written offline samples) and their tokenizers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from kubetrain.trainer.data.downloads import dataset_dir
+from kubetrain.trainer.data.imdb import imdb_reviews
 from kubetrain.trainer.data.info import DataInfo, InputKind
 
 PAD, UNK = 0, 1
@@ -67,12 +69,9 @@ def text_samples(count: int, seed: int) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
-def load_imdb(cache_dir: str | None) -> tuple[list[str], list[int], list[str], list[int]]:
-    """IMDB's 25k/25k reviews from Hugging Face datasets (downloads on first use)."""
-    from datasets import load_dataset
-
-    ds = load_dataset("imdb", cache_dir=cache_dir)
-    return ds["train"]["text"], ds["train"]["label"], ds["test"]["text"], ds["test"]["label"]
+def load_imdb(path: str | None) -> tuple[list[str], list[int], list[str], list[int]]:
+    """IMDB's 25k/25k reviews, from spec.dataset.path or the cache, fetched there once."""
+    return imdb_reviews(dataset_dir(path, "imdb"), path)
 
 
 _WORD = re.compile(r"[a-z0-9']+")
