@@ -1,19 +1,22 @@
 """MobileNetV2 transfer learning: a frozen backbone, global average pool, and a new head.
 
 The backbone is written here with torchvision's exact parameter names (`features.N...`), so
-ImageNet weights from torchvision load into it unchanged. It does not import torchvision: the
-PyPI torchvision wheel only loads beside a matching CUDA torch, and the trainer must also run
-on CPU-only torch builds.
+ImageNet weights from torchvision (its .pth file, fetched like a dataset) load into it unchanged.
+It does not import torchvision: the PyPI torchvision wheel only loads beside a matching CUDA
+torch, and the trainer must also run on CPU-only torch builds.
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from kubetrain.api.mirrors import MOBILENET_V2_IMAGENET
 from kubetrain.api.spec import FreezeSpec
+from kubetrain.trainer.data.downloads import fetch
 
 # (expansion t, output channels c, repeats n, first stride s), from the MobileNetV2 paper.
 _BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -60,22 +63,60 @@ def mobilenet_v2_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def weights_dir() -> Path:
+    """torch.hub's checkpoint directory ($TORCH_HOME/hub/checkpoints, else
+    ~/.cache/torch/hub/checkpoints): where torchvision keeps the same file, so a copy it
+    downloaded (or one put there on a volume) is used as it is."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
 def imagenet_state_dict(pretrained: str) -> dict[str, torch.Tensor]:
-    """`imagenet` downloads torchvision's weights (real clusters); a path loads a saved file."""
+    """`imagenet`: torchvision's ImageNet weights, fetched once into the torch.hub cache (from
+    download.pytorch.org, or the KUBETRAIN_WEIGHTS_MIRROR); a path loads a saved state_dict."""
     if pretrained == "imagenet":
-        try:
-            from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
-        except (ImportError, RuntimeError) as exc:
-            raise RuntimeError(
-                "spec.model.pretrained: 'imagenet' needs torchvision with a matching torch; "
-                "install it or point `pretrained` at a saved state_dict file"
-            ) from exc
-        state: dict[str, torch.Tensor] = mobilenet_v2(
-            weights=MobileNet_V2_Weights.IMAGENET1K_V1
-        ).state_dict()
-        return state
-    loaded: dict[str, torch.Tensor] = torch.load(Path(pretrained), map_location="cpu")
+        folder = weights_dir()
+        path = fetch(
+            MOBILENET_V2_IMAGENET,
+            folder,
+            f"set spec.model.pretrained to the path of a saved state_dict, or put "
+            f"{MOBILENET_V2_IMAGENET.name} in {folder} ($TORCH_HOME/hub/checkpoints)",
+        )
+    else:
+        path = Path(pretrained)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise ValueError(
+            f"spec.model.pretrained: cannot load {path} as a state_dict "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from exc
+    if not isinstance(loaded, dict):
+        raise ValueError(
+            f"spec.model.pretrained: {path} holds a {type(loaded).__name__}, not a state_dict "
+            "(save `model.state_dict()`)"
+        )
     return loaded
+
+
+def load_backbone(features: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Copy the `features.*` tensors of `state` into `features`, all of them or fail: a file
+    of another architecture must not leave the backbone silently random."""
+    prefix = "features."
+    backbone = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    problem = f"spec.model.pretrained: {where} is not a MobileNetV2 backbone with torchvision's"
+    try:
+        result = features.load_state_dict(backbone, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape
+        detail = str(exc).splitlines()[-1].strip()
+        raise ValueError(f"{problem} parameter shapes ({detail})") from exc
+    # BatchNorm fills in num_batches_tracked for files saved before it existed.
+    missing = [prefix + k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    unexpected = [prefix + k for k in result.unexpected_keys]
+    if missing or unexpected:
+        raise ValueError(
+            f"{problem} parameter names: {len(missing)} missing (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        )
 
 
 class MobileNetV2Transfer(nn.Module):
@@ -85,9 +126,7 @@ class MobileNetV2Transfer(nn.Module):
         super().__init__()
         self.features = mobilenet_v2_features()
         if pretrained:
-            state = imagenet_state_dict(pretrained)
-            backbone = {k: v for k, v in state.items() if k.startswith("features.")}
-            self.load_state_dict(backbone, strict=False)
+            load_backbone(self.features, imagenet_state_dict(pretrained), pretrained)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Sequential(
             nn.Flatten(),
