@@ -318,3 +318,27 @@ def test_bad_values_are_refused_naming_the_field(
     done = run_helm(helm, "template", "x", str(CHART), *set_args(values))
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
+
+
+def test_mirrors_and_training_pod_env_reach_every_job_pod_through_the_operator(
+    helm: str,
+) -> None:
+    from kubetrain.api import mirrors
+
+    objects = render(
+        helm,
+        {
+            "mirrors": json.dumps(
+                {"datasets": "http://mirror.internal/datasets/", "weights": "/models/weights",
+                 "huggingFace": "http://hf.internal"}
+            ),
+            "trainingPods.env": '{"HTTPS_PROXY": "http://proxy:3128"}',
+        },
+    )  # fmt: skip
+    assert dict(operator_flags(objects).pod_env) == {
+        mirrors.DATASETS_MIRROR: "http://mirror.internal/datasets/",
+        mirrors.WEIGHTS_MIRROR: "/models/weights",
+        mirrors.HF_ENDPOINT: "http://hf.internal",
+        "HTTPS_PROXY": "http://proxy:3128",
+    }
+    assert operator_flags(render(helm)).pod_env == []  # the official sites by default
