@@ -76,3 +76,11 @@ def test_ray_train_raises_a_recurring_error_at_once_and_retries_the_rest() -> No
     assert policy.make_decision(recurring) is FailureDecision.RAISE
     assert str(recurring_cause(recurring)) == "spec.model.inputSize is 5"
     assert policy.make_decision(_failed(RuntimeError("peer lost"))) is FailureDecision.RETRY
+
+
+def test_a_file_whose_checksum_does_not_match_is_not_retried() -> None:
+    # Its mirror serves the same wrong file on every retry: the mirror must change.
+    from kubetrain.trainer.data.downloads import ChecksumMismatch
+
+    error = ChecksumMismatch("train-images-idx3-ubyte.gz: sha256 abc, expected def")
+    assert recurring_setup_error(error) is not None

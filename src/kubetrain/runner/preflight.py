@@ -9,7 +9,7 @@ from pathlib import Path
 from kubetrain.api.constants import DEEPSPEED_CONFIG_DIR, DEEPSPEED_CONFIG_KEY
 from kubetrain.api.deepspeed import Conflict, effective
 from kubetrain.api.semantics import check_spec
-from kubetrain.api.spec import Backend, DatasetSource, ModelName, TrainingJobSpec
+from kubetrain.api.spec import Backend, ModelName, TrainingJobSpec
 from kubetrain.trainer.data import check_dataset_path
 
 # Where the operator mounts spec.distributed.deepspeed.configMapRef in the driver's pod; the
@@ -40,8 +40,6 @@ def check(spec: TrainingJobSpec) -> list[Conflict]:
         raise PreflightError(str(exc)) from None
     if spec.model.name is ModelName.BERT:
         _need("transformers", "spec.model.name", "bert")
-    if spec.dataset.source is DatasetSource.IMDB:
-        _need("datasets", "spec.dataset.source", "imdb")
     if spec.distributed.backend is not Backend.DEEPSPEED:
         return []
     _need("deepspeed", "spec.distributed.backend", "deepspeed")

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import torch.distributed as dist
 
+from kubetrain.trainer.data.downloads import ChecksumMismatch
 from kubetrain.trainer.entrypoints import EntrypointError
 from kubetrain.trainer.models import ModelMismatch
 
-# Raised while a worker sets up (data, model) by what the user wrote, not by the moment.
-_SETUP_ERRORS = (ModelMismatch, EntrypointError, FileNotFoundError, ModuleNotFoundError)
+# Raised while a worker sets up (data, model) by what the user wrote, not by the moment. A file
+# whose checksum does not match comes back the same from its mirror on every retry.
+_SETUP_ERRORS = (
+    ModelMismatch,
+    EntrypointError,
+    FileNotFoundError,
+    ModuleNotFoundError,
+    ChecksumMismatch,
+)
 # What a model's forward pass or the loss raises for a shape, dtype or label mistake.
 _FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
 # Words of errors from the collective layer (a peer lost), which a retry may well heal.
