@@ -51,8 +51,9 @@ def save(
 def load(
     directory: Path, model: nn.Module, optimizer: Optimizer, scheduler: LRScheduler
 ) -> Progress:
-    model.load_state_dict(torch.load(directory / MODEL_FILE, map_location="cpu"))
-    state = torch.load(directory / TRAINING_STATE_FILE, map_location="cpu")
+    # Weights only: a checkpoint is data, and one on shared storage must not run code.
+    model.load_state_dict(torch.load(directory / MODEL_FILE, map_location="cpu", weights_only=True))
+    state = torch.load(directory / TRAINING_STATE_FILE, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     return read_progress(directory)
