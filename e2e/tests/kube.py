@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 import yaml
 
+from kubetrain_operator.kubeobj import Obj
+
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-Obj = dict[str, Any]
 
 
 class KubectlError(RuntimeError):

@@ -4,7 +4,6 @@ deleted while it trains."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import pytest
 
@@ -15,10 +14,12 @@ from e2e.tests.conftest import (
     wait_for_phase,
 )
 from e2e.tests.kube import Kubectl, Obj, wait_for
+from kubetrain_operator.timestamps import parse_time
 
 
 def _seconds_since(timestamp: str) -> float:
-    created = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    created = parse_time(timestamp)
+    assert created is not None, timestamp
     return time.time() - created.timestamp()
 
 

@@ -22,16 +22,16 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from kubetrain_operator.config import OperatorConfig
+from kubetrain_operator.kubeobj import Obj
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.reconcile import JobKey, Outcome, Reconciler
 from kubetrain_operator.slots import PrioritySlots
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 # Seconds between retries of a pass that raised (an API server hiccup), doubling up to the cap.
 _ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)

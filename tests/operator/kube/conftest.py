@@ -28,13 +28,12 @@ import pytest
 from kubetrain.api import GROUP, PLURAL, VERSION
 from kubetrain.api.constants import CRD_NAME
 from kubetrain_operator.kube import MERGE_PATCH, ApiError, Kube
+from kubetrain_operator.kubeobj import Obj
 from tests.conftest import ROOT, job_dict
 from tests.kube_cluster import Cluster, free_port, make_namespace, wait_for
 
 CRD = ROOT / "crds" / "trainingjob.yaml"
 NO_SCHEDULER = "kubetrain-test-no-scheduler"  # no scheduler serves it: pods stay unbound
-
-Obj = dict[str, Any]
 
 
 @pytest.hookimpl(tryfirst=True)
