@@ -16,7 +16,7 @@ from typing import IO, TypeVar
 
 import yaml
 
-from kubetrain_operator.kubeobj import Obj
+from kubetrain_operator.kubeobj import Obj as Obj  # re-exported: e2e modules take it from here
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
