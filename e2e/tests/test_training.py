@@ -99,10 +99,10 @@ def test_mnist_example_succeeds_with_accuracy_in_status(mnist: Finished) -> None
 
 
 def test_kubectl_get_tj_w_shows_the_phases_epochs_and_metric(mnist: Finished) -> None:
-    header, *rows = mnist.watched
+    header, *lines = mnist.watched
     assert header.split() == ["NAME", "MODEL", "BACKEND", "WORKERS", "PHASE", "EPOCH", "METRIC",
                               "AGE"], header  # fmt: skip
-    rows = [r.split() for r in rows if r.split()[0] == JOB]
+    rows = [line.split() for line in lines if line.split()[0] == JOB]
     phases = [r[4] for r in rows if len(r) > 4 and r[4] in PHASES]
     seen = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
     # Pending may pass too fast to be printed; the rest a user watching must see, in order.
