@@ -31,7 +31,10 @@ def _free_port() -> int:
 
 
 def annotated_targets(pods: list[Obj]) -> list[Obj]:
-    """Running pods that ask to be scraped (prometheus.io/scrape), as file_sd target groups."""
+    """Running pods that ask to be scraped (prometheus.io/scrape), as file_sd target groups.
+
+    Labelled as the chart's PodMonitor labels them (job, namespace and rank from the pod's
+    metadata, honor_labels off): the labels the pod's own series carry are not trusted."""
     groups = []
     for pod in pods:
         notes = pod["metadata"].get("annotations") or {}
@@ -42,9 +45,23 @@ def annotated_targets(pods: list[Obj]) -> list[Obj]:
             continue
         groups.append({
             "targets": [f"{ip}:{notes.get('prometheus.io/port', '80')}"],
-            "labels": {"pod": pod["metadata"]["name"], "namespace": pod["metadata"]["namespace"]},
+            "labels": {
+                "pod": pod["metadata"]["name"],
+                "namespace": pod["metadata"]["namespace"],
+                **_owner(pod["metadata"].get("labels") or {}),
+            },
         })  # fmt: skip
     return groups
+
+
+def _owner(labels: dict[str, str]) -> dict[str, str]:
+    """The TrainingJob and rank a pod's labels name (see charts/kubetrain/templates/podmonitor)."""
+    out = {}
+    if "kubetrain.io/job-name" in labels:
+        out["job"] = labels["kubetrain.io/job-name"]
+    if "kubetrain.io/rank" in labels:
+        out["rank"] = labels["kubetrain.io/rank"]
+    return out
 
 
 def port_targets(pods: list[Obj], port_name: str) -> list[Obj]:
@@ -80,7 +97,6 @@ class Prometheus:
             path.write_text("[]")
             config += [
                 f"  - job_name: {job}",
-                # The workers label their series with the TrainingJob's name as `job`.
                 f"    honor_labels: {str(job in honor).lower()}",
                 f"    file_sd_configs: [{{files: ['{path}'], refresh_interval: 1s}}]",
             ]

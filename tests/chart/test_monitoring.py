@@ -145,21 +145,22 @@ def _case(
 
 W = {"severity": "warning"}
 UP = {"job": f"{RELEASE}-kubetrain-metrics", "namespace": NAMESPACE}
+FORGED = {"job": "mnist-mlp", "namespace": "team-a", "rank": "0"}  # as the PodMonitor labels it
 ALERT_CASES = {
     "failed: the first failure of a reason (its series appears at 1), then quiet": _case(
-        [_series("kubetrain_jobs_failed_total", "_x5 1x30", reason="OOMKilled")],
+        [_series("kubetrain_jobs_failed_total", "_x5 1x30", reason="OOMKilled", **UP)],
         "KubetrainJobFailed",
         {"4m": [], "7m": [W | {"reason": "OOMKilled"}], "25m": []},
     ),
     "failed: a counter that goes up": _case(
-        [_series("kubetrain_jobs_failed_total", "1x20 2x20", reason="BackoffLimitExceeded")],
+        [_series("kubetrain_jobs_failed_total", "1x20 2x20", reason="BackoffLimitExceeded", **UP)],
         "KubetrainJobFailed",
         {"15m": [], "22m": [W | {"reason": "BackoffLimitExceeded"}], "35m": []},
     ),
     "stuck: a job Pending then Starting, 20 minutes in all": _case(
         [
-            _series("kubetrain_jobs", "1x8 0x30", phase="Pending"),
-            _series("kubetrain_jobs", "0x8 1x12 0x20", phase="Starting"),
+            _series("kubetrain_jobs", "1x8 0x30", phase="Pending", **UP),
+            _series("kubetrain_jobs", "0x8 1x12 0x20", phase="Starting", **UP),
         ],
         "KubetrainJobStuckBeforeRunning",
         {"10m": [], "17m": [W], "19m": [W], "25m": []},
@@ -167,10 +168,16 @@ ALERT_CASES = {
     "stuck: jobs that start within minutes never fire": _case(
         [
             _series(
-                "kubetrain_jobs", "1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1 0 0", phase="Pending"
+                "kubetrain_jobs",
+                "1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1 0 0",
+                phase="Pending",
+                **UP,
             ),
             _series(
-                "kubetrain_jobs", "0 1 1 0 0 0 1 1 0 0 0 1 1 0 0 0 1 1 0 0 0 1 1", phase="Starting"
+                "kubetrain_jobs",
+                "0 1 1 0 0 0 1 1 0 0 0 1 1 0 0 0 1 1 0 0 0 1 1",
+                phase="Starting",
+                **UP,
             ),
         ],
         "KubetrainJobStuckBeforeRunning",
@@ -178,19 +185,40 @@ ALERT_CASES = {
     ),
     "restart storm: restarts plus worker replacements above 5 in 30m": _case(
         [
-            _series("kubetrain_jobs_restarted_total", "0 1 2 3 3x40"),
-            _series("kubetrain_workers_replaced_total", "0x4 1 2 3 3x40"),
+            _series("kubetrain_jobs_restarted_total", "0 1 2 3 3x40", **UP),
+            _series("kubetrain_workers_replaced_total", "0x4 1 2 3 3x40", **UP),
         ],
         "KubetrainRestartStorm",
         {"3m": [], "8m": [W], "45m": []},
     ),
     "restart storm: a few restarts are no storm": _case(
         [
-            _series("kubetrain_jobs_restarted_total", "0 1 2 2x40"),
-            _series("kubetrain_workers_replaced_total", "0 0 1 2 2x40"),
+            _series("kubetrain_jobs_restarted_total", "0 1 2 2x40", **UP),
+            _series("kubetrain_workers_replaced_total", "0 0 1 2 2x40", **UP),
         ],
         "KubetrainRestartStorm",
         {"5m": [], "20m": []},
+    ),
+    # A training pod runs user code and is scraped too: what it exports under the operator's
+    # metric names (labelled as its own job's series) must not raise an alert.
+    "forged: a training pod's kubetrain_jobs_* series raise nothing": _case(
+        [
+            _series("kubetrain_jobs_failed_total", "_x5 1x30", reason="OOMKilled", **FORGED),
+            _series("kubetrain_jobs", "1x30", phase="Pending", **FORGED),
+            _series("kubetrain_jobs_restarted_total", "0 5 10 15 20x30", **FORGED),
+        ],
+        "KubetrainJobFailed",
+        {"7m": []},
+    ),
+    "forged: no stuck job from a training pod's series": _case(
+        [_series("kubetrain_jobs", "1x30", phase="Pending", **FORGED)],
+        "KubetrainJobStuckBeforeRunning",
+        {"25m": []},
+    ),
+    "forged: no restart storm from a training pod's series": _case(
+        [_series("kubetrain_jobs_restarted_total", "0 5 10 15 20x30", **FORGED)],
+        "KubetrainRestartStorm",
+        {"8m": []},
     ),
     "operator down: no replica up for 5 minutes": _case(
         [_series("up", "1x5 0x20", **UP)],

@@ -265,8 +265,12 @@ def test_the_pod_monitor_selects_the_workers_the_operator_creates(helm: str) -> 
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     (c,) = worker["spec"]["containers"]
     assert endpoint["port"] in {p["name"] for p in c["ports"]}
-    # The trainer's own job/namespace/rank labels win over the target's.
-    assert endpoint["honorLabels"] is True
+    # Whose series they are comes from the pod's metadata: user code runs in the pod.
+    assert endpoint["honorLabels"] is False
+    relabeled = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    assert relabeled["job"] == ["__meta_kubernetes_pod_label_kubetrain_io_job_name"]
+    assert relabeled["namespace"] == ["__meta_kubernetes_namespace"]
+    assert relabeled["rank"] == ["__meta_kubernetes_pod_label_kubetrain_io_rank"]
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
     namespaced = one(render(helm, {**NAMESPACED, **MONITORING}), "PodMonitor")
     assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}

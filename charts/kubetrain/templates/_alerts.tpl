@@ -1,6 +1,9 @@
 {{/* The rule groups of the PrometheusRule; a template of their own so tests can render them alone. */}}
 {{- define "kubetrain.alertGroups" -}}
 {{- $r := .Values.prometheusRule -}}
+{{- /* The operator's own series, as the chart's ServiceMonitor labels them: a training pod
+that exports a kubetrain_jobs_* series of its own cannot raise or hide an alert. */ -}}
+{{- $op := printf "job=\"%s-metrics\", namespace=\"%s\"" (include "kubetrain.fullname" .) .Release.Namespace -}}
 - name: kubetrain.rules
   rules:
     - alert: KubetrainJobFailed
@@ -8,8 +11,8 @@
       # series that are new within the window count whole, and come first (`or` keeps the left).
       expr: |-
         sum by (reason) (
-          (kubetrain_jobs_failed_total unless kubetrain_jobs_failed_total offset 10m)
-          or increase(kubetrain_jobs_failed_total[10m])
+          (kubetrain_jobs_failed_total{ {{- $op -}} } unless kubetrain_jobs_failed_total{ {{- $op -}} } offset 10m)
+          or increase(kubetrain_jobs_failed_total{ {{- $op -}} }[10m])
         ) > 0
       labels:
         severity: {{ $r.severity }}
@@ -22,7 +25,7 @@
     - alert: KubetrainJobStuckBeforeRunning
       # Phases are summed first: a job that goes Pending -> Starting is still not Running.
       expr: |-
-        sum(kubetrain_jobs{phase=~"Pending|Starting"}) > 0
+        sum(kubetrain_jobs{ {{- $op -}}, phase=~"Pending|Starting"}) > 0
       for: {{ $r.stuckBeforeRunningFor }}
       labels:
         severity: {{ $r.severity }}
@@ -36,8 +39,8 @@
           can also keep this count above zero.)
     - alert: KubetrainRestartStorm
       expr: |-
-        sum(increase(kubetrain_jobs_restarted_total[{{ $r.restartStorm.window }}]))
-          + sum(increase(kubetrain_workers_replaced_total[{{ $r.restartStorm.window }}]))
+        sum(increase(kubetrain_jobs_restarted_total{ {{- $op -}} }[{{ $r.restartStorm.window }}]))
+          + sum(increase(kubetrain_workers_replaced_total{ {{- $op -}} }[{{ $r.restartStorm.window }}]))
           > {{ $r.restartStorm.restarts }}
       labels:
         severity: {{ $r.severity }}
