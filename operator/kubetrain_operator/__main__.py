@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--head-cpu", default=defaults.pods.head_cpu)
     p.add_argument("--head-memory", default=defaults.pods.head_memory)
     p.add_argument(
+        "--head-ephemeral-storage", default=defaults.pods.head_ephemeral_storage,
+        help="the head pod's scratch disk (its /tmp), asked and limited",
+    )  # fmt: skip
+    p.add_argument(
         "--pod-env", action="append", default=[], type=pod_env, metavar="NAME=VALUE",
         help="a variable every job pod gets (repeatable), e.g. a download mirror; a job's own "
         "spec.pod.env overrides it",
@@ -146,7 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config = OperatorConfig(
         pods=PodSettings(
-            head_cpu=args.head_cpu, head_memory=args.head_memory, env=tuple(args.pod_env)
+            head_cpu=args.head_cpu,
+            head_memory=args.head_memory,
+            head_ephemeral_storage=args.head_ephemeral_storage,
+            env=tuple(args.pod_env),
         ),
         policy=PolicySettings(
             image_pull_grace_seconds=args.image_pull_grace, resync_seconds=args.resync

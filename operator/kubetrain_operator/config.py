@@ -26,6 +26,8 @@ class PodSettings:
     # so it needs little. Requests equal limits: a Guaranteed head is evicted last.
     head_cpu: str = "1"
     head_memory: str = "2Gi"
+    # The head's scratch disk (/tmp: Ray's session dir, logs), asked and limited.
+    head_ephemeral_storage: str = "4Gi"
     ports: RayPorts = field(default_factory=RayPorts)
     # Seconds between readiness probes of the head. The probe turns True when the driver starts
     # training, which is what the Running condition shows; 2 s keeps that within seconds.

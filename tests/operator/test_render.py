@@ -52,8 +52,9 @@ CONTAINER_SECURITY = {
     "runAsNonRoot": True,
     "capabilities": {"drop": ["ALL"]},
 }
-# Without a checkpoint claim only /tmp is writable.
-WRITABLE_VOLUMES = [{"name": "tmp", "emptyDir": {}}]
+# Without a checkpoint claim only /tmp is writable, and only up to the pod's scratch disk.
+WRITABLE_VOLUMES = [{"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}}]  # a worker's default
+HEAD_WRITABLE_VOLUMES = [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}]
 WRITABLE_MOUNTS = [{"name": "tmp", "mountPath": "/tmp"}]
 
 
@@ -70,7 +71,9 @@ def test_gpu_worker_pod_golden() -> None:
         distributed={"workers": 2, "resourcesPerWorker": {"cpu": "4", "memory": "16Gi", "gpu": 1}},
         metrics={"enabled": True, "port": 9400},
     )
-    resources = {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}
+    resources = {
+        "cpu": "4", "memory": "16Gi", "ephemeral-storage": "10Gi", "nvidia.com/gpu": "1"
+    }  # fmt: skip
     assert worker_pod(job, 1, attempt=2, settings=SETTINGS) == {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -125,7 +128,11 @@ def test_gpu_worker_pod_golden() -> None:
                     "ports": [{"name": "metrics", "containerPort": 9400}],
                 }
             ],
-            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}, *WRITABLE_VOLUMES],
+            "volumes": [
+                # Bounded by the pod's memory, which it counts against.
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+                *WRITABLE_VOLUMES,
+            ],
             "nodeSelector": {"pool": "gpu"},
             "tolerations": [GPU_TOLERATION],
             "priorityClassName": "high",
@@ -137,7 +144,7 @@ def test_gpu_worker_pod_golden() -> None:
 
 def test_head_pod_golden() -> None:
     job = api_job(checkpoint={"storagePath": "s3://bucket/runs"})
-    head_resources = {"cpu": "1", "memory": "2Gi"}
+    head_resources = {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "4Gi"}
     assert head_pod(job, attempt=0, settings=SETTINGS) == {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -183,7 +190,7 @@ def test_head_pod_golden() -> None:
                     # No CPU limit: the head bursts at start-up, then idles (see render).
                     "resources": {
                         "requests": head_resources,
-                        "limits": {"memory": head_resources["memory"]},
+                        "limits": {"memory": "2Gi", "ephemeral-storage": "4Gi"},
                     },
                     "ports": [
                         {"name": "gcs", "containerPort": 6379},
@@ -228,7 +235,7 @@ def test_head_pod_golden() -> None:
                         ]
                     },
                 },
-                *WRITABLE_VOLUMES,
+                *HEAD_WRITABLE_VOLUMES,
             ],
             "serviceAccountName": "t-driver",
             "automountServiceAccountToken": False,
@@ -257,7 +264,7 @@ def test_head_pod_mounts_the_deepspeed_config_map_where_the_driver_reads_it() ->
                 "optional": True,
             },
         },
-        *WRITABLE_VOLUMES,
+        *HEAD_WRITABLE_VOLUMES,
     ]
     # The workers get the config inside the spec from the driver: they mount nothing more.
     worker = worker_pod(job, 0, attempt=0, settings=SETTINGS)
@@ -390,7 +397,9 @@ def test_cpu_pods_get_no_shm_and_fractional_cpus_round_up_for_ray() -> None:
     assert worker["spec"]["volumes"] == WRITABLE_VOLUMES  # no /dev/shm of its own
     assert container["volumeMounts"] == WRITABLE_MOUNTS
     assert container["command"][-4:] == ["--num-cpus", "1", "--num-gpus", "0"]
-    assert container["resources"]["limits"] == {"cpu": "500m", "memory": "2Gi"}
+    assert container["resources"]["limits"] == {
+        "cpu": "500m", "memory": "2Gi", "ephemeral-storage": "10Gi"
+    }  # fmt: skip
 
 
 def test_rendering_without_a_uid_is_refused() -> None:
@@ -542,3 +551,20 @@ def test_the_clusters_pod_env_comes_before_the_jobs_own_which_overrides_it() -> 
     assert {"name": "KUBETRAIN_DATASETS_MIRROR", "value": "http://mirror/"} in (
         head_pod(job, attempt=0, settings=settings)["spec"]["containers"][0]["env"]
     )
+
+
+def test_scratch_disk_is_asked_limited_and_caps_tmp_as_the_spec_says() -> None:
+    job = api_job(distributed={"resourcesPerWorker": {"ephemeralStorage": "50Gi"}})
+    worker = worker_pod(job, 0, attempt=0, settings=SETTINGS)
+    resources = worker["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["ephemeral-storage"] == "50Gi"
+    assert resources["limits"]["ephemeral-storage"] == "50Gi"
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "50Gi"}} in worker["spec"]["volumes"]
+    head = head_pod(job, attempt=0, settings=PodSettings(head_ephemeral_storage="1Gi"))
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}} in head["spec"]["volumes"]
+    # Every writable emptyDir of every pod is bounded.
+    gpu = api_job(distributed={"resourcesPerWorker": {"gpu": 1}})
+    for pod in (head, worker, worker_pod(gpu, 0, attempt=0, settings=SETTINGS)):
+        for volume in pod["spec"]["volumes"]:
+            if "emptyDir" in volume:
+                assert volume["emptyDir"].get("sizeLimit"), volume

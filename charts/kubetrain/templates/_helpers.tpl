@@ -98,6 +98,7 @@ namespaces it is given and to the CRDs present at its start).
 - {{ printf "--threads=%v" $op.reconcileThreads | quote }}
 - {{ printf "--head-cpu=%v" $op.headPod.cpu | quote }}
 - {{ printf "--head-memory=%v" $op.headPod.memory | quote }}
+- {{ printf "--head-ephemeral-storage=%v" $op.headPod.ephemeralStorage | quote }}
 - {{ printf "--log-level=%v" $op.logLevel | quote }}
 {{- with .Values.mirrors }}
 {{- if .datasets }}

@@ -226,10 +226,12 @@ def _env(job: TrainingJob, settings: PodSettings, extra: dict[str, str]) -> list
     return env
 
 
-def _pod_spec(job: TrainingJob, settings: PodSettings, container: Obj, volumes: list[Obj]) -> Obj:
+def _pod_spec(
+    job: TrainingJob, settings: PodSettings, container: Obj, volumes: list[Obj], *, scratch: str
+) -> Obj:
     """The pod around `container`, with the volumes it brings and those every pod writes to."""
     pod = job.spec.pod
-    writable = _writable_volumes(job)
+    writable = _writable_volumes(job, scratch)
     container["volumeMounts"] = [
         *container.get("volumeMounts", []),
         *(m for _, m in writable),
@@ -299,14 +301,15 @@ def storage_mount_path(job: TrainingJob) -> str | None:
     return posixpath.normpath(posixpath.join(STORAGE_ROOT, job.spec.checkpoint.storage_path))
 
 
-def _writable_volumes(job: TrainingJob) -> list[tuple[Obj, Obj]]:
-    """(volume, mount) pairs every pod gets: /tmp, and the checkpoint claim if there is one.
+def _writable_volumes(job: TrainingJob, scratch: str) -> list[tuple[Obj, Obj]]:
+    """(volume, mount) pairs every pod gets: /tmp (at most `scratch`), the dataset claim and the
+    checkpoint claim if there are.
 
     The head and every worker mount the same claim: Ray Train's workers write checkpoints
     there and the head keeps track of them, so a replaced pod resumes from them.
     """
     pairs: list[tuple[Obj, Obj]] = [
-        ({"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": TMP_DIR})
+        ({"name": "tmp", "emptyDir": {"sizeLimit": scratch}}, {"name": "tmp", "mountPath": TMP_DIR})
     ]
     data = dataset_mount_path(job.spec)
     if data is not None:
@@ -392,9 +395,14 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     # No CPU limit: the head needs CPU in bursts at start-up (imports, Ray's daemons, Ray Train's
     # controller), and is idle while the workers train. Capped at its request, it started ~4x
     # slower on a 250m head (bench/RESULTS.md); it may use what the node has free instead.
+    scratch = settings.head_ephemeral_storage
     container["resources"] = {
-        "requests": {"cpu": settings.head_cpu, "memory": settings.head_memory},
-        "limits": {"memory": settings.head_memory},
+        "requests": {
+            "cpu": settings.head_cpu,
+            "memory": settings.head_memory,
+            "ephemeral-storage": scratch,
+        },
+        "limits": {"memory": settings.head_memory, "ephemeral-storage": scratch},
     }
     container["ports"] = [
         {"name": "gcs", "containerPort": ports.gcs},
@@ -421,7 +429,7 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
             {"name": deepspeed["name"], "mountPath": DEEPSPEED_CONFIG_DIR, "readOnly": True}
         )
         volumes.append(deepspeed)
-    spec = _pod_spec(job, settings, container, volumes)
+    spec = _pod_spec(job, settings, container, volumes, scratch=scratch)
     spec["serviceAccountName"] = driver_service_account_name(job)
     # The token comes from the projected volume above, not from a token Secret.
     spec["automountServiceAccountToken"] = False
@@ -448,7 +456,11 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
         ],
         _env(job, settings, {"KUBETRAIN_RANK": str(rank), "KUBETRAIN_ATTEMPT": str(attempt)}),
     )
-    limits: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
+    limits: dict[str, str] = {
+        "cpu": res.cpu,
+        "memory": res.memory,
+        "ephemeral-storage": res.ephemeral_storage,
+    }
     if res.gpu:
         limits["nvidia.com/gpu"] = str(res.gpu)
     limits |= res.extra  # RDMA devices, hugepages: asked and limited alike, as GPUs are
@@ -456,7 +468,8 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
     volumes: list[Obj] = []
     if res.gpu:
         # NCCL and Ray's object store need more shared memory than a container's 64 MiB.
-        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        # Memory-backed: it counts against the pod's memory limit, which also bounds it.
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": res.memory}})
         container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
     meta = _pod_metadata(
         job,
@@ -471,7 +484,7 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(metrics.port),
         }
-    spec = _pod_spec(job, settings, container, volumes)
+    spec = _pod_spec(job, settings, container, volumes, scratch=res.ephemeral_storage)
     if job.spec.pod.topology_spread_constraints:
         spec["topologySpreadConstraints"] = _worker_spread(job)
     if job.spec.pod.service_account_name:

@@ -23,7 +23,12 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)$
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P|E|Ei)?$")
 # What the resource fields already say; `extra` would ask twice.
-_OWN_RESOURCES = {"cpu": "cpu", "memory": "memory", "nvidia.com/gpu": "gpu"}
+_OWN_RESOURCES = {
+    "cpu": "cpu",
+    "memory": "memory",
+    "nvidia.com/gpu": "gpu",
+    "ephemeral-storage": "ephemeralStorage",
+}
 _MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
@@ -175,11 +180,11 @@ def _extra_resources(spec: TrainingJobSpec) -> Iterator[Problem]:
                 field,
                 f"set it with spec.distributed.resourcesPerWorker.{_OWN_RESOURCES[key]} instead",
             )
-        elif "/" not in key and not key.startswith("hugepages-") and key != "ephemeral-storage":
+        elif "/" not in key and not key.startswith("hugepages-"):
             yield Problem(
                 field,
                 "an extended resource is named <domain>/<name> (e.g. rdma/hca_shared_devices_a),"
-                " or hugepages-<size>, or ephemeral-storage",
+                " or hugepages-<size>",
             )
         elif not _QUANTITY.match(value):
             yield Problem(field, f"{value!r} is not a quantity (e.g. 1, 2Gi, 500m)")

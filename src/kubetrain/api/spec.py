@@ -307,6 +307,15 @@ class ResourcesSpec(SpecModel):
         "2Gi", pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", description="Memory per worker."
     )
     gpu: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per worker; >0 uses NCCL.")
+    ephemeral_storage: str = Field(
+        "10Gi",
+        pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$",
+        description=(
+            "Scratch disk per worker pod, asked and limited as ephemeral-storage: /tmp (Ray's"
+            " session and spilled objects, downloads without a dataset claim) is capped at it,"
+            " so one job cannot fill a node's disk."
+        ),
+    )
     extra: dict[str, str] = Field(
         default_factory=dict,
         description=(
