@@ -65,3 +65,12 @@ def example_dict(filename: str) -> dict[str, Any]:
 @pytest.fixture
 def tmp_storage(tmp_path: Path) -> str:
     return str(tmp_path / "runs")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the local control plane (`kube`) are slow too (root, a cluster build), so that
+    `-m "not slow"` leaves them out: marked before pytest's -m deselects (tryfirst)."""
+    for item in items:
+        if item.get_closest_marker("kube"):
+            item.add_marker(pytest.mark.slow)

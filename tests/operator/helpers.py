@@ -4,6 +4,8 @@ and the scheduler leave them."""
 from __future__ import annotations
 
 import copy
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -136,3 +138,12 @@ def pods(job: TrainingJob, *, attempt: int, settings: PodSettings) -> list[dict[
     return [head_pod(job, attempt=attempt, settings=settings)] + [
         worker_pod(job, rank, attempt=attempt, settings=settings) for rank in workers
     ]
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET; an HTTP error status is an answer too."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()

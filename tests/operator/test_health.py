@@ -24,6 +24,7 @@ from kubetrain_operator.health import (
     wait_for_prerequisites,
 )
 from kubetrain_operator.metrics import Metrics
+from tests.operator.helpers import http_get
 
 
 def _free_port() -> int:
@@ -31,14 +32,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def test_health_readiness_and_metrics() -> None:
@@ -60,14 +53,14 @@ def test_health_readiness_and_metrics() -> None:
         )  # fmt: skip
         try:
             get = asyncio.to_thread
-            assert (await get(_get, f"http://127.0.0.1:{health}/readyz"))[0] == 503
+            assert (await get(http_get, f"http://127.0.0.1:{health}/readyz"))[0] == 503
             state["ready"] = True
-            assert (await get(_get, f"http://127.0.0.1:{health}/readyz"))[0] == 200
-            assert (await get(_get, f"http://127.0.0.1:{health}/healthz"))[0] == 200
+            assert (await get(http_get, f"http://127.0.0.1:{health}/readyz"))[0] == 200
+            assert (await get(http_get, f"http://127.0.0.1:{health}/healthz"))[0] == 200
             state["stuck"] = 301.0
-            code, text = await get(_get, f"http://127.0.0.1:{health}/healthz")
+            code, text = await get(http_get, f"http://127.0.0.1:{health}/healthz")
             assert code == 500 and "stuck" in text
-            code, text = await get(_get, f"http://127.0.0.1:{prom}/metrics")
+            code, text = await get(http_get, f"http://127.0.0.1:{prom}/metrics")
             assert code == 200 and "kubetrain_jobs_created_total 1.0" in text
             assert 'kubetrain_jobs{phase="Running"} 0.0' in text
         finally:
@@ -195,9 +188,9 @@ def test_waiting_serves_why_warns_once_and_returns_once_the_peering_exists(
         )
         while len(cluster.asked) < 3 * 5:  # a few rounds of the same answers
             await asyncio.sleep(0.01)
-        code, text = await asyncio.to_thread(_get, url)
+        code, text = await asyncio.to_thread(http_get, url)
         assert code == 503 and "ClusterKopfPeering named 'kubetrain'" in text
-        assert (await asyncio.to_thread(_get, f"http://127.0.0.1:{health}/healthz"))[0] == 200
+        assert (await asyncio.to_thread(http_get, f"http://127.0.0.1:{health}/healthz"))[0] == 200
         cluster.answers[CLUSTER_PEERING] = Answer(200, {})
         await asyncio.wait_for(waiting, timeout=5)
         with pytest.raises(urllib.error.URLError):  # its servers are gone: kopf's take the ports

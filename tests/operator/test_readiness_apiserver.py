@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from kubetrain_operator.health import Missing, check
 from kubetrain_operator.render.install import peering_object
 from tests.apiserver import ApiServer, free_port, wait_until
 from tests.conftest import job_dict
+from tests.operator.helpers import http_get
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.slow]
 
@@ -48,14 +47,6 @@ def test_the_check_sees_the_crds_and_waits_for_the_peering_object(apiserver: Api
     assert _missing(apiserver, [ns, "team-*"], peering=name) == []
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def test_the_operator_is_not_ready_and_says_why_until_the_peering_exists_then_acts(
     apiserver: ApiServer, tmp_path: Path
 ) -> None:
@@ -76,12 +67,12 @@ def test_the_operator_is_not_ready_and_says_why_until_the_peering_exists_then_ac
         )  # fmt: skip
     readyz = f"http://127.0.0.1:{health}/readyz"
     try:
-        code, text = wait_until("/readyz to answer", lambda: _get(readyz), timeout=60)
+        code, text = wait_until("/readyz to answer", lambda: http_get(readyz), timeout=60)
         assert code == 503, text
         assert f"the ClusterKopfPeering named '{name}'" in text
         assert "--standalone" in text
         time.sleep(2.5)  # a few more checks (one a second): still not ready, no second warning
-        assert _get(readyz)[0] == 503
+        assert http_get(readyz)[0] == 503
         job_status = (
             f"/apis/kubetrain.io/v1alpha1/namespaces/default/trainingjobs/{job['metadata']['name']}"
         )
@@ -92,7 +83,7 @@ def test_the_operator_is_not_ready_and_says_why_until_the_peering_exists_then_ac
 
         t0 = time.monotonic()
         apiserver.create(peering_object(name))
-        wait_until("/readyz 200", lambda: _get(readyz)[0] == 200, timeout=30)
+        wait_until("/readyz 200", lambda: http_get(readyz)[0] == 200, timeout=30)
         ready_after = time.monotonic() - t0
         wait_until(
             "the operator to write the job's status",
@@ -125,7 +116,7 @@ def test_sigterm_while_waiting_stops_the_operator_at_once(apiserver: ApiServer) 
     )  # fmt: skip
     try:
         readyz = f"http://127.0.0.1:{health}/readyz"
-        assert wait_until("/readyz to answer", lambda: _get(readyz), timeout=60)[0] == 503
+        assert wait_until("/readyz to answer", lambda: http_get(readyz), timeout=60)[0] == 503
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

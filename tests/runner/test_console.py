@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import io
 
-from kubetrain.api.report import EpochReport
 from kubetrain.runner.console import ConsoleSink, format_progress, format_resumed
 from kubetrain.runner.eta import EtaEstimator
-from kubetrain.runner.reports import EpochUpdate, WorkerFailure
-
-
-def report(epoch: int, at: float, **extra: object) -> EpochUpdate:
-    metrics = {
-        "epoch": epoch,
-        "total_epochs": 10,
-        "val_loss": 0.5,
-        "val_accuracy": 0.9,
-        "samples_per_second": 1234.4,
-        "epoch_seconds": 2.0,
-        "metric_name": "accuracy",
-    }
-    return EpochUpdate(EpochReport.from_metrics(metrics | extra), None, at=at)
+from kubetrain.runner.reports import WorkerFailure
+from tests.runner.updates import report
 
 
 def test_progress_line_has_epoch_loss_metric_rate_eta() -> None:

@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-from kubetrain.api.report import EpochReport
 from kubetrain.runner.eta import EtaEstimator, format_duration
-from kubetrain.runner.reports import EpochUpdate
-
-
-def report(epoch: int, at: float, **extra: object) -> EpochUpdate:
-    metrics = {
-        "epoch": epoch,
-        "total_epochs": 10,
-        "val_loss": 0.5,
-        "val_accuracy": 0.9,
-        "samples_per_second": 1234.4,
-        "epoch_seconds": 2.0,
-        "metric_name": "accuracy",
-    }
-    return EpochUpdate(EpochReport.from_metrics(metrics | extra), None, at=at)
+from tests.runner.updates import report
 
 
 def test_eta_ignores_startup_and_uses_wall_time_between_epochs() -> None:

@@ -36,16 +36,6 @@ CRD = ROOT / "crds" / "trainingjob.yaml"
 NO_SCHEDULER = "kubetrain-test-no-scheduler"  # no scheduler serves it: pods stay unbound
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The kube tests here are slow too (they need root and a cluster build), so that
-    `-m "not slow"` leaves them out: before pytest's -m deselects (tryfirst)."""
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.is_relative_to(here) and item.get_closest_marker("kube"):
-            item.add_marker(pytest.mark.slow)
-
-
 def rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
