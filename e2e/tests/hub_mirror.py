@@ -20,7 +20,7 @@ Every revision names the one commit (a hash of the repo's files). Every request 
 stdout as `<client address> <METHOD> <path> <status>`: the suite reads the pod's log to see
 which pod fetched what.
 
-Standard library only: it runs as a file copied into the pod (a ConfigMap), and in-process in
+Standard library only: it runs as a file in the pod (on its hostPath volume), and in a thread in
 the suite's own check against this venv's transformers (test_examples.py).
 """
 
