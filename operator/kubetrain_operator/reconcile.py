@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -312,17 +313,23 @@ class Reconciler:
         unconfirmed = fresh or not any(
             c.type is ConditionType.CREATED and c.status == "True" for c in s.status.conditions
         )
-        support = support_objects(job, settings) if unconfirmed else []
+        token = secrets.token_urlsafe(32)  # used only if this pass creates the job's Secret
+        support = support_objects(job, settings, ray_token=token) if unconfirmed else []
         if fresh and self._frozen.get(job.metadata.uid or "") is not None:
             # Resuming with accepted edits: the ConfigMap must say what the new pods run
             # before they exist, or a restarted operator would take them for refused edits.
             self._freeze(job)
         if any(k.role is Role.HEAD for k in d.create):
-            # The head runs as the driver's ServiceAccount: pod admission wants it first. A head
-            # that exists proves the account did too, so no other pass asks for it again.
+            # The head runs as the driver's ServiceAccount: pod admission wants it first; every
+            # pod's container waits for the Ray token Secret. A head that exists proves both
+            # did too, so no other pass asks for them again.
             for obj in support:
                 if obj["kind"] == "ServiceAccount":
                     self._make(obj, job)
+                elif obj["kind"] == "Secret":
+                    # Never read back (the operator may create Secrets, not get them): one that
+                    # exists already is this job's.
+                    self.kube.create(obj)
         workers_created = 0
         for pod_key in d.create:
             if pod_key.role is Role.HEAD:
@@ -336,7 +343,7 @@ class Reconciler:
             # The pods of a new attempt run the spec in force now: freeze it for them.
             self._freeze(job)
             for obj in support:
-                if obj["kind"] not in ("ConfigMap", "ServiceAccount"):
+                if obj["kind"] not in ("ConfigMap", "ServiceAccount", "Secret"):
                     self._make(obj, job)
         return True, workers_created
 

@@ -70,9 +70,11 @@ def test_first_passes_create_everything_once_pods_first(kube: FakeKube) -> None:
     assert "status" not in job(kube)
     r.reconcile(KEY)
     created = [(kind, name) for verb, kind, name in kube.writes if verb == "create"]
-    # The pods come right after the account they run as: they are what the user waits for.
-    assert created[:8] == [
+    # The pods come right after the account they run as and their Ray token: they are what the
+    # user waits for.
+    assert created[:10] == [
         ("ServiceAccount", "t-driver"),
+        ("Secret", "t-ray-token"),
         ("Pod", "t-head"),
         ("Pod", "t-worker-0"),
         ("Pod", "t-worker-1"),
@@ -80,8 +82,9 @@ def test_first_passes_create_everything_once_pods_first(kube: FakeKube) -> None:
         ("Service", "t-head"),
         ("Role", "t-driver"),
         ("RoleBinding", "t-driver"),
+        ("NetworkPolicy", "t-ray"),
     ]
-    assert {kind for kind, _ in created[8:]} == {"Event"}
+    assert {kind for kind, _ in created[10:]} == {"Event"}
     assert job(kube)["status"]["phase"] == "Starting"
     assert ("Normal", "ObjectsCreated") in kube.events()
 
@@ -450,3 +453,14 @@ def test_pods_of_someone_else_are_ignored(kube: FakeKube) -> None:
     kube.writes.clear()
     settle(r)
     assert ("delete", "Pod", "t-worker-9") not in kube.writes
+
+
+def test_the_jobs_ray_token_secret_is_created_before_its_pods_and_never_read(
+    kube: FakeKube,
+) -> None:
+    settle(reconciler(kube))
+    created = [(kind, name) for verb, kind, name in kube.writes if verb == "create"]
+    assert created.index(("Secret", "t-ray-token")) < created.index(("Pod", "t-head"))
+    assert not [read for read in kube.reads if read[0] == "Secret"]  # no get: no RBAC for it
+    token = kube.objects[("Secret", "ml", "t-ray-token")]["stringData"]["token"]
+    assert len(token) >= 40  # 32 random bytes

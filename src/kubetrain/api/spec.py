@@ -334,6 +334,13 @@ class DistributedSpec(SpecModel):
     max_failures: int = Field(
         2, ge=0, description="Worker crashes Ray Train absorbs by resuming from the checkpoint."
     )
+    ray_dashboard: bool = Field(
+        False,
+        description=(
+            "Run Ray's dashboard on the head (port 8265, behind the job's Ray token). Off by"
+            " default: its Jobs API runs code in the job's pods."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- checkpoint & metrics
