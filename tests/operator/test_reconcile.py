@@ -464,3 +464,17 @@ def test_the_jobs_ray_token_secret_is_created_before_its_pods_and_never_read(
     assert not [read for read in kube.reads if read[0] == "Secret"]  # no get: no RBAC for it
     token = kube.objects[("Secret", "ml", "t-ray-token")]["stringData"]["token"]
     assert len(token) >= 40  # 32 random bytes
+
+
+@pytest.mark.parametrize("name", ["1job", "a" * 53])
+def test_a_job_name_no_pod_could_carry_fails_the_job_before_any_object(name: str) -> None:
+    # API servers before 1.25 ignore the CRD's name rules: the operator refuses it itself.
+    kube = FakeKube()
+    kube.put(api_job_dict(name))
+    r, key = reconciler(kube), JobKey("ml", name)
+    for _ in range(3):
+        r.reconcile(key)
+    status = kube.objects[("TrainingJob", "ml", name)]["status"]
+    assert (status["phase"], status["conditions"][-1]["reason"]) == ("Failed", "InvalidSpec")
+    assert "metadata.name" in status["message"], status["message"]
+    assert [kind for verb, kind, _ in kube.writes if verb == "create" and kind != "Event"] == []
