@@ -31,6 +31,7 @@ from kubetrain.api import (
     parse_job,
 )
 from kubetrain.api.spec import RunPolicySpec
+from kubetrain_operator import ledger
 from kubetrain_operator.conditions import events_for, next_status, status_patch
 from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.decide import Action, Decision, Situation, decide
@@ -165,7 +166,11 @@ class Reconciler:
             return Outcome(gone=True)  # deleted and applied again: the successor has its own loop
         meta = raw["metadata"]
         uid: str = meta["uid"]
-        status = TrainingJobStatus.model_validate(raw.get("status") or {})
+        # The limits count from the operator's own record, not from what the head pod may write.
+        status = ledger.trusted(
+            TrainingJobStatus.model_validate(raw.get("status") or {}),
+            meta.get("annotations") or {},
+        )
 
         invalid: str | None = None
         job: TrainingJob | None = None
@@ -268,7 +273,17 @@ class Reconciler:
     def _write_status(
         self, key: JobKey, uid: str, raw: Obj, old: TrainingJobStatus, new: TrainingJobStatus
     ) -> None:
-        patch = status_patch(old, new)
+        annotations = raw["metadata"].get("annotations") or {}
+        if ledger.changed(old, new) or ledger.ANNOTATION not in annotations:
+            written = self.kube.annotate_job(
+                namespace=key.namespace, name=key.name, uid=uid, key=ledger.ANNOTATION,
+                value=ledger.record(new), has_any=bool(annotations),
+            )  # fmt: skip
+            if written is None:
+                return  # deleted meanwhile
+        # Against the status as stored, not as trusted: a guarded field the head pod rewrote is
+        # put back.
+        patch = status_patch(TrainingJobStatus.model_validate(raw.get("status") or {}), new)
         created_at = parse_time(raw["metadata"].get("creationTimestamp"))
         if patch:
             updated = self.kube.patch_job_status(

@@ -478,3 +478,43 @@ def test_a_job_name_no_pod_could_carry_fails_the_job_before_any_object(name: str
     assert (status["phase"], status["conditions"][-1]["reason"]) == ("Failed", "InvalidSpec")
     assert "metadata.name" in status["message"], status["message"]
     assert [kind for verb, kind, _ in kube.writes if verb == "create" and kind != "Event"] == []
+
+
+def test_what_the_limits_count_is_taken_from_the_operators_record_not_the_status(
+    kube: FakeKube,
+) -> None:
+    # Code in the job's pods can reach the head's token, which may patch the whole status: it
+    # must not lift backoffLimit, maxWorkerRestarts or the repeated-failure bound by resetting
+    # the counters there.
+    r = reconciler(kube)
+    settle(r)
+    run_all(kube)
+    settle(r)
+    for free in (24454348, 24451002, 24460117, 24452222):
+        tail = f"ValueError: Attempting to cap object store memory usage at {free} bytes"
+        failed = {"exitCode": 1, "reason": "Error", "message": tail}
+        set_pod(kube, "t-worker-1", phase="Failed", containerStatuses=[
+            {"name": "worker", "state": {"terminated": failed}}
+        ])  # fmt: skip
+        settle(r)
+        forged = {"workerRestarts": 0, "workerFailureStreak": None, "restarts": 0}
+        merge(job(kube)["status"], forged)
+        kube.objects[("TrainingJob", "ml", "t")]["status"].update(forged)  # what the head could do
+        settle(r)
+    status = job(kube)["status"]
+    assert (status["phase"], status["conditions"][-1]["reason"]) == (
+        "Failed",
+        "WorkersFailRepeatedly",
+    ), status["message"]
+    assert status["workerRestarts"] == 3  # put back from the record
+    record = json.loads(job(kube)["metadata"]["annotations"]["kubetrain.io/operator-ledger"])
+    assert record["workerRestarts"] == 3
+
+
+def test_a_new_jobs_status_counters_mean_nothing_until_the_operator_records_them(
+    kube: FakeKube,
+) -> None:
+    merge(job(kube), {"status": {"restarts": 99, "startTime": "2020-01-01T00:00:00Z"}})
+    settle(reconciler(kube))
+    status = job(kube)["status"]
+    assert status.get("restarts", 0) == 0 and status.get("startTime") != "2020-01-01T00:00:00Z"
