@@ -51,6 +51,15 @@ def driver_rbac_name(job: str) -> str:
     return f"{job}-driver"
 
 
+def ray_token_secret_name(job: str) -> str:
+    """The Secret holding the job's Ray token: every pod of the job, and nothing else, has it."""
+    return f"{job}-ray-token"
+
+
+def network_policy_name(job: str) -> str:
+    return f"{job}-ray"
+
+
 def pod_selector(job: str) -> str:
     return f"{LABEL_JOB}={job}"
 
