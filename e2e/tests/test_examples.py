@@ -127,7 +127,8 @@ def _set_mirrors(kubectl: Kubectl, operator: Operator, url: str | None) -> None:
     assert operator.namespace is not None
     sets = [a for s in sets for a in ("--set", s)]
     helm(kubectl, "upgrade", RELEASE, str(CHART), "--namespace", operator.namespace,
-         "--reset-then-reuse-values", *sets, "--wait", "--timeout", "5m")  # fmt: skip
+         "--reset-then-reuse-values", "--server-side=false", *sets,
+         "--wait", "--timeout", "5m")  # fmt: skip
     flag = f"--pod-env=KUBETRAIN_DATASETS_MIRROR={url}/datasets"
 
     def rolled_out() -> bool:
