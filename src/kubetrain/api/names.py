@@ -19,6 +19,8 @@ LABEL_ATTEMPT = f"{GROUP}/attempt"
 
 
 class Role(str, Enum):
+    """A pod's role; its one container is named after it too."""
+
     HEAD = "head"
     WORKER = "worker"
 
