@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubetrain import cli
 from kubetrain.client import Client, ConfigError, Unreachable
 
 
@@ -47,7 +48,9 @@ def test_a_missing_kubeconfig_or_context_is_one_line(tmp_path: Path) -> None:
         Client(kubeconfig(tmp_path, "https://127.0.0.1:1"), context="nope")
 
 
-def test_a_cluster_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
+def test_a_cluster_that_does_not_answer_is_one_line_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     server = f"https://127.0.0.1:{_closed_port()}"
     path = kubeconfig(tmp_path, server)
     t0 = time.monotonic()
@@ -57,3 +60,6 @@ def test_a_cluster_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
         f'cannot reach the cluster at {server} (context "main"): connection refused'
     )
     assert time.monotonic() - t0 < 10
+    assert cli.main(["list", "--kubeconfig", str(path)]) == cli.EXIT_CLUSTER
+    err = capsys.readouterr().err.strip()
+    assert err == f"kubetrain: {caught.value}"
