@@ -281,7 +281,7 @@ class Client:
         workers = job.spec.distributed.workers
         if rank is not None and not 0 <= rank < workers:
             raise ClusterError(
-                f"job {name} has {workers} worker(s): --rank takes 0 to {workers - 1}"
+                f"job {name} has {workers} worker(s): the rank is 0 to {workers - 1}"
             )
         pod = head_pod_name(name) if rank is None else worker_pod_name(name, rank)
         role = Role.HEAD if rank is None else Role.WORKER
