@@ -325,3 +325,17 @@ def test_without_the_kubernetes_package_the_cluster_verbs_say_which_extra(
     monkeypatch.setitem(sys.modules, "kubernetes", None)  # type: ignore[arg-type]
     assert cli.main(["list"]) == cli.EXIT_CLUSTER
     assert "pip install 'kubetrain[cluster]'" in capsys.readouterr().err
+
+
+def test_submit_names_the_other_objects_in_the_file_it_does_not_create(
+    fake: type[FakeClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import EXAMPLES
+
+    fake.script["submit"] = lambda job: cluster_job("mnist-mlp")
+    path = EXAMPLES / "mnist-mlp.yaml"
+    assert cli.main(["submit", str(path)]) == 0
+    assert capsys.readouterr().err == (
+        f'kubetrain: {path} also holds PersistentVolumeClaim "mnist-mlp-checkpoints", which submit'
+        f" does not create (kubectl apply -f {path} creates every object in it)\n"
+    )

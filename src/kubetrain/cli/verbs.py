@@ -10,6 +10,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+import yaml
 
 from kubetrain.api import TrainingJob, check_job, load_job
 from kubetrain.api.names import head_pod_name, worker_pod_name
@@ -111,9 +114,29 @@ def _submit(args: argparse.Namespace, connect: Callable[[], Client]) -> int:
     client = connect()
     created = client.submit(job, source=source)
     print(f'trainingjob "{created.name}" created in namespace "{created.namespace}"', flush=True)
+    others = other_objects(args.file)
+    if others:
+        _say(
+            f"{source} also holds {', '.join(others)}, which submit does not create"
+            f" (kubectl apply -f {source} creates every object in it)"
+        )
     if not args.watch:
         return 0
     return _follow_to_end(client, created.name, WaitFor.SUCCEEDED, None)
+
+
+def other_objects(path: Path) -> list[str]:
+    """`Kind "name"` of each object in the file that is not its TrainingJob (an example may bring
+    the claim its checkpoints go on)."""
+    try:
+        docs = list(yaml.safe_load_all(path.read_text()))
+    except (OSError, yaml.YAMLError):
+        return []
+    return [
+        f'{doc.get("kind")} "{(doc.get("metadata") or {}).get("name", "?")}"'
+        for doc in docs
+        if isinstance(doc, dict) and doc.get("kind", "TrainingJob") != "TrainingJob"
+    ]
 
 
 def _wait(args: argparse.Namespace, connect: Callable[[], Client]) -> int:
