@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kubetrain.client import LogUnavailable
+from kubetrain.client import LogUnavailable, PodNotFound
 from kubetrain.client.follow import LogStamp, PodState, Step, decide, follow_pod, split_stamp
 
 POD = "j-worker-0"
@@ -35,7 +35,7 @@ def ended(uid: str) -> PodState:
 
 @dataclass
 class Stream:
-    lines: list[str] | LogUnavailable
+    lines: list[str] | LogUnavailable | PodNotFound
     then: Change | None = None  # what has happened once the stream ends
 
 
@@ -59,7 +59,7 @@ class World:
         self.since.append(since)
         assert self.streams, "streamed more often than scripted"
         step = self.streams.pop(0)
-        if isinstance(step.lines, LogUnavailable):
+        if isinstance(step.lines, Exception):
             raise step.lines
         yield from step.lines
         if step.then is not None:
@@ -141,6 +141,20 @@ def test_a_container_with_no_log_yet_is_waited_for() -> None:
         on_wait=[set_pod(running("a"))],
     )
     assert run(world) == (["up"], [])
+
+
+def test_a_pod_gone_between_the_look_and_the_stream_is_looked_for_again() -> None:
+    world = World(
+        running("a"),
+        streams=[
+            Stream(PodNotFound('pod "j-worker-0" not found')),
+            Stream([at(1, "b's first")], then=set_pod(None, over=True)),
+        ],
+        on_wait=[set_pod(running("b"))],
+    )
+    lines, notes = run(world)
+    assert lines == ["b's first"]
+    assert notes == [f"pod {POD} was replaced (uid b); its log from the start:"]
 
 
 def test_a_stream_that_ends_with_nothing_new_waits_for_the_pod_instead_of_asking_again() -> None:

@@ -179,11 +179,12 @@ class Client:
             return JobStatus.of(job)
         failure = Failure.of(job)
         pod = failure.pod if failure and failure.pod else head_pod_name(name)
+        role = Role.HEAD if pod == head_pod_name(name) else Role.WORKER
         try:
             text = self._t.text(
                 pod_path(self.namespace, pod, "log"),
                 Request("get", "pods/log", "", self.namespace, pod),
-                query={"tailLines": str(log_lines)},
+                query={"container": role.value, "tailLines": str(log_lines)},
             )
         except ClusterError as exc:
             return JobStatus.of(job, log_pod=pod, log_note=str(exc))

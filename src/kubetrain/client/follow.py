@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Protocol
 
-from kubetrain.client.errors import LogUnavailable
+from kubetrain.client.errors import LogUnavailable, PodNotFound
 
 
 @dataclass(frozen=True, order=True)
@@ -108,7 +108,7 @@ class LogSource(Protocol):
     def stream(self, *, since: LogStamp | None) -> Iterable[str]:
         """The current pod's log lines with their timestamps, following until the container
         stops or the connection ends; from `since` (to the second) when given. Raises
-        LogUnavailable when the container has no log yet."""
+        LogUnavailable when the container has no log yet, PodNotFound when the pod is gone."""
         ...
 
     def wait_for_change(self, resource_version: str, timeout: float) -> None:
@@ -166,7 +166,7 @@ def follow_pod(
                     last = stamp
                 new_lines = True
                 yield text
-        except LogUnavailable:
+        except (LogUnavailable, PodNotFound):  # not started yet, or gone since we looked
             source.wait_for_change(version, wait_seconds)
             continue
         after, version = source.pod()
