@@ -139,7 +139,7 @@ class Client:
         where = f'trainingjob "{name}" already exists in namespace "{namespace}"'
         fix = f"delete it first (kubetrain delete {name}) or give this one another metadata.name"
         try:
-            existing = self.get(name, namespace=namespace)
+            existing = self._get(name, namespace)
         except ClusterError:
             return JobExists(f"{where}: {fix}")
         progress = ""
@@ -152,9 +152,11 @@ class Client:
             existing,
         )
 
-    def get(self, name: str, *, namespace: str | None = None) -> TrainingJob:
+    def get(self, name: str) -> TrainingJob:
         """The job (JobNotFound if there is none)."""
-        ns = namespace or self.namespace
+        return self._get(name, self.namespace)
+
+    def _get(self, name: str, ns: str) -> TrainingJob:
         return self._parse(self._t.call("GET", job_path(ns, name), _job_request("get", ns, name)))
 
     def list(self, *, all_namespaces: bool = False) -> JobList:
@@ -164,9 +166,9 @@ class Client:
         jobs = [self._parse(item) for item in found.get("items") or []]
         return sorted(jobs, key=lambda j: (j.namespace, j.name))
 
-    def delete(self, name: str, *, namespace: str | None = None) -> None:
+    def delete(self, name: str) -> None:
         """Deletes the job; its pods, Service and ConfigMap go by garbage collection."""
-        ns = namespace or self.namespace
+        ns = self.namespace
         body = {"propagationPolicy": "Background"}
         self._t.call("DELETE", job_path(ns, name), _job_request("delete", ns, name), body=body)
 
