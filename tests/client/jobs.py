@@ -13,8 +13,9 @@ CREATED = "2024-05-01T12:00:00Z"
 
 def condition(ctype: str, status: str = "True", reason: str = "R", message: str | None = None,
               at: str = CREATED) -> dict[str, Any]:  # fmt: skip
-    """A status condition; its message says its type and reason unless given (a v1.20 API
-    server turns an empty string in a merge patch into null, which the CRD refuses)."""
+    """A status condition; its message says its type and reason unless given: the v1.20 API
+    server refuses an empty string in this status ("must be of type string: null"), through a
+    merge patch and a JSON patch alike."""
     return {"type": ctype, "status": status, "reason": reason,
             "message": f"{ctype} {reason}" if message is None else message,
             "lastTransitionTime": at}  # fmt: skip
