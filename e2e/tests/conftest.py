@@ -147,6 +147,9 @@ def _install_chart(kubectl: Kubectl) -> Operator:
         # The images are loaded into the node, never pulled.
         "--set", "operator.image.pullPolicy=IfNotPresent",
         "--set", f"operator.headPod.cpu={HEAD_CPU}",
+        # Client-side apply: this 1.20 API server predates the CRD's x-kubernetes-validations,
+        # which Helm's server-side apply will not send it (it drops them; 1.25+ enforces them).
+        "--server-side=false",
         "--wait", "--timeout", "5m",
     )  # fmt: skip
     manifest = [
@@ -171,7 +174,8 @@ def _install_chart(kubectl: Kubectl) -> Operator:
 
 def _run_on_host(kubectl: Kubectl, tmp: Path) -> Operator:
     for manifest in ("crds/trainingjob.yaml",):
-        kubectl.run("apply", "-f", str(REPO / manifest))
+        # --validate=false: this kubectl and API server (1.20) predate x-kubernetes-validations.
+        kubectl.run("apply", "--validate=false", "-f", str(REPO / manifest))
     from kubetrain_operator.render.install import peering_crds
 
     for crd in peering_crds():

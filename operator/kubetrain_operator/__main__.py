@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import random
@@ -63,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the head pod's scratch disk (its /tmp), asked and limited",
     )  # fmt: skip
     p.add_argument(
+        "--no-network-policy", dest="network_policy", action="store_false",
+        help="no per-job NetworkPolicy (where the cluster fences namespaces itself)",
+    )  # fmt: skip
+    p.add_argument(
+        "--metrics-from", type=metrics_from, default=defaults.pods.metrics_from,
+        metavar="JSON", help="NetworkPolicyPeer list allowed to scrape the jobs' metrics ports",
+    )  # fmt: skip
+    p.add_argument(
         "--pod-env", action="append", default=[], type=pod_env, metavar="NAME=VALUE",
         help="a variable every job pod gets (repeatable), e.g. a download mirror; a job's own "
         "spec.pod.env overrides it",
@@ -79,6 +88,19 @@ def pod_env(text: str) -> tuple[str, str]:
             f"{text!r}: write NAME=VALUE, NAME a variable name (letters, digits, _)"
         )
     return name, value
+
+
+def metrics_from(text: str) -> str:
+    """--metrics-from: a JSON list of NetworkPolicyPeer objects, kept as given."""
+    try:
+        peers = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(peers, list) or not all(isinstance(p, dict) for p in peers):
+        raise argparse.ArgumentTypeError(
+            'a JSON list of NetworkPolicyPeer objects, e.g. [{"namespaceSelector": {}}]'
+        )
+    return text
 
 
 def exact_namespaces_only(namespaces: Sequence[str]) -> bool:
@@ -154,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             head_memory=args.head_memory,
             head_ephemeral_storage=args.head_ephemeral_storage,
             env=tuple(args.pod_env),
+            network_policy=args.network_policy,
+            metrics_from=args.metrics_from,
         ),
         policy=PolicySettings(
             image_pull_grace_seconds=args.image_pull_grace, resync_seconds=args.resync

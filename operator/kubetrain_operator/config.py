@@ -41,6 +41,13 @@ class PodSettings:
     # Variables every job's pods get, before the job's own spec.pod.env (which may override
     # them): the cluster's download mirrors (docs/air-gapped.md), a proxy, ... (--pod-env).
     env: tuple[tuple[str, str], ...] = ()
+    # A NetworkPolicy per job: its Ray ports answer only the job's own pods (--no-network-policy
+    # turns it off where the cluster's own policies fence the namespaces).
+    network_policy: bool = True
+    # Who may scrape the metrics ports through that policy: a JSON list of NetworkPolicyPeer
+    # objects. The default, any pod in any namespace, suits a Prometheus anywhere; the chart's
+    # networkPolicy.metricsFrom narrows it (--metrics-from).
+    metrics_from: str = '[{"namespaceSelector": {}}]'
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ _COLLECTIONS: dict[str, tuple[str, str]] = {
     "ConfigMap": ("/api/v1", "configmaps"),
     "Service": ("/api/v1", "services"),
     "ServiceAccount": ("/api/v1", "serviceaccounts"),
+    "Secret": ("/api/v1", "secrets"),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
     "Event": ("/api/v1", "events"),
     "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
@@ -176,6 +178,29 @@ class Kube:
             found = self.get_job(namespace=namespace, name=name)
             if found is None or found["metadata"].get("uid") != uid:
                 return None
+            raise
+
+    def annotate_job(
+        self, *, namespace: str, name: str, uid: str, key: str, value: str, has_any: bool
+    ) -> Obj | None:
+        """Sets one annotation on the job with `uid` (a JSON patch testing the uid first);
+        `has_any`: whether the job had annotations when read. None if the job is gone."""
+        ops: list[Obj] = [{"op": "test", "path": "/metadata/uid", "value": uid}]
+        if has_any:
+            pointer = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+            ops.append({"op": "add", "path": pointer, "value": value})
+        else:
+            ops.append({"op": "add", "path": "/metadata/annotations", "value": {key: value}})
+        try:
+            return self._call(
+                "PATCH", _path("TrainingJob", namespace, name), body=ops,
+                content_type=JSON_PATCH,
+            )  # fmt: skip
+        except ApiError as exc:
+            if exc.status == 422:  # the test failed: replaced by a job of the same name
+                found = self.get_job(namespace=namespace, name=name)
+                if found is None or found["metadata"].get("uid") != uid:
+                    return None
             raise
 
     def delete_job(self, *, namespace: str, name: str, uid: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from kubetrain.api import (
     parse_job,
 )
 from kubetrain.api.spec import RunPolicySpec
+from kubetrain_operator import ledger
 from kubetrain_operator.conditions import events_for, next_status, status_patch
 from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.decide import Action, Decision, Situation, decide
@@ -164,7 +166,11 @@ class Reconciler:
             return Outcome(gone=True)  # deleted and applied again: the successor has its own loop
         meta = raw["metadata"]
         uid: str = meta["uid"]
-        status = TrainingJobStatus.model_validate(raw.get("status") or {})
+        # The limits count from the operator's own record, not from what the head pod may write.
+        status = ledger.trusted(
+            TrainingJobStatus.model_validate(raw.get("status") or {}),
+            meta.get("annotations") or {},
+        )
 
         invalid: str | None = None
         job: TrainingJob | None = None
@@ -267,7 +273,17 @@ class Reconciler:
     def _write_status(
         self, key: JobKey, uid: str, raw: Obj, old: TrainingJobStatus, new: TrainingJobStatus
     ) -> None:
-        patch = status_patch(old, new)
+        annotations = raw["metadata"].get("annotations") or {}
+        if ledger.changed(old, new) or ledger.ANNOTATION not in annotations:
+            written = self.kube.annotate_job(
+                namespace=key.namespace, name=key.name, uid=uid, key=ledger.ANNOTATION,
+                value=ledger.record(new), has_any=bool(annotations),
+            )  # fmt: skip
+            if written is None:
+                return  # deleted meanwhile
+        # Against the status as stored, not as trusted: a guarded field the head pod rewrote is
+        # put back.
+        patch = status_patch(TrainingJobStatus.model_validate(raw.get("status") or {}), new)
         created_at = parse_time(raw["metadata"].get("creationTimestamp"))
         if patch:
             updated = self.kube.patch_job_status(
@@ -312,17 +328,23 @@ class Reconciler:
         unconfirmed = fresh or not any(
             c.type is ConditionType.CREATED and c.status == "True" for c in s.status.conditions
         )
-        support = support_objects(job, settings) if unconfirmed else []
+        token = secrets.token_urlsafe(32)  # used only if this pass creates the job's Secret
+        support = support_objects(job, settings, ray_token=token) if unconfirmed else []
         if fresh and self._frozen.get(job.metadata.uid or "") is not None:
             # Resuming with accepted edits: the ConfigMap must say what the new pods run
             # before they exist, or a restarted operator would take them for refused edits.
             self._freeze(job)
         if any(k.role is Role.HEAD for k in d.create):
-            # The head runs as the driver's ServiceAccount: pod admission wants it first. A head
-            # that exists proves the account did too, so no other pass asks for it again.
+            # The head runs as the driver's ServiceAccount: pod admission wants it first; every
+            # pod's container waits for the Ray token Secret. A head that exists proves both
+            # did too, so no other pass asks for them again.
             for obj in support:
                 if obj["kind"] == "ServiceAccount":
                     self._make(obj, job)
+                elif obj["kind"] == "Secret":
+                    # Never read back (the operator may create Secrets, not get them): one that
+                    # exists already is this job's.
+                    self.kube.create(obj)
         workers_created = 0
         for pod_key in d.create:
             if pod_key.role is Role.HEAD:
@@ -336,7 +358,7 @@ class Reconciler:
             # The pods of a new attempt run the spec in force now: freeze it for them.
             self._freeze(job)
             for obj in support:
-                if obj["kind"] not in ("ConfigMap", "ServiceAccount"):
+                if obj["kind"] not in ("ConfigMap", "ServiceAccount", "Secret"):
                     self._make(obj, job)
         return True, workers_created
 

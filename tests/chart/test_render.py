@@ -42,6 +42,8 @@ SCOPE = {
     "configmaps": "Namespaced",
     "services": "Namespaced",
     "serviceaccounts": "Namespaced",
+    "secrets": "Namespaced",
+    "networkpolicies": "Namespaced",
     "roles": "Namespaced",
     "rolebindings": "Namespaced",
     "events": "Namespaced",
@@ -346,3 +348,18 @@ def test_mirrors_and_training_pod_env_reach_every_job_pod_through_the_operator(
         "HTTPS_PROXY": "http://proxy:3128",
     }
     assert operator_flags(render(helm)).pod_env == []  # the official sites by default
+
+
+def test_the_network_policy_values_reach_the_operators_flags(helm: str) -> None:
+    flags = operator_flags(render(helm))
+    assert flags.network_policy is True
+    assert json.loads(flags.metrics_from) == [{"namespaceSelector": {}}]
+    narrowed = '[{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]'
+    flags = operator_flags(render(helm, {"networkPolicy.metricsFrom": narrowed}))
+    assert json.loads(flags.metrics_from) == json.loads(narrowed)
+    assert operator_flags(render(helm, {"networkPolicy.enabled": "false"})).network_policy is False
+
+
+def test_the_operator_may_create_secrets_but_never_read_them(helm: str) -> None:
+    rules = [r for r in operator_rules() if "secrets" in r["resources"]]
+    assert rules == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]

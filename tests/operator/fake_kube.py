@@ -63,6 +63,16 @@ class FakeKube:
         merge(job.setdefault("status", {}), patch)
         return copy.deepcopy(job)
 
+    def annotate_job(
+        self, *, namespace: str, name: str, uid: str, key: str, value: str, has_any: bool
+    ) -> Obj | None:
+        job = self.objects.get(("TrainingJob", namespace, name))
+        if job is None or job["metadata"]["uid"] != uid:
+            return None
+        self.writes.append(("patch", "TrainingJob/metadata", name))
+        job["metadata"].setdefault("annotations", {})[key] = value
+        return copy.deepcopy(job)
+
     def delete_job(self, *, namespace: str, name: str, uid: str) -> None:
         self.writes.append(("delete", "TrainingJob", name))
         self.objects.pop(("TrainingJob", namespace, name), None)

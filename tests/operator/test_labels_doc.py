@@ -16,7 +16,9 @@ def test_every_label_and_annotation_on_owned_objects_is_documented() -> None:
     data["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team-a", "unrelated": "x"}
     job = parse_job(data)
     settings = PodSettings()
-    objects = pods(job, attempt=0, settings=settings) + support_objects(job, settings)
+    objects = pods(job, attempt=0, settings=settings) + support_objects(
+        job, settings, ray_token="t0ken"
+    )
     keys = {
         key
         for obj in objects

@@ -62,3 +62,12 @@ def test_a_malformed_pod_env_flag_is_refused_naming_the_form(
     with pytest.raises(SystemExit):
         _parser().parse_args(["--pod-env", bad])
     assert "write NAME=VALUE" in capsys.readouterr().err
+
+
+def test_metrics_from_must_be_a_json_list_of_peers(capsys: pytest.CaptureFixture[str]) -> None:
+    ok = _parser().parse_args(["--metrics-from", '[{"podSelector": {}}]'])
+    assert ok.metrics_from == '[{"podSelector": {}}]' and ok.network_policy is True
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--metrics-from", '{"podSelector": {}}'])
+    assert "a JSON list of NetworkPolicyPeer objects" in capsys.readouterr().err
+    assert _parser().parse_args(["--no-network-policy"]).network_policy is False

@@ -70,9 +70,11 @@ def test_first_passes_create_everything_once_pods_first(kube: FakeKube) -> None:
     assert "status" not in job(kube)
     r.reconcile(KEY)
     created = [(kind, name) for verb, kind, name in kube.writes if verb == "create"]
-    # The pods come right after the account they run as: they are what the user waits for.
-    assert created[:8] == [
+    # The pods come right after the account they run as and their Ray token: they are what the
+    # user waits for.
+    assert created[:10] == [
         ("ServiceAccount", "t-driver"),
+        ("Secret", "t-ray-token"),
         ("Pod", "t-head"),
         ("Pod", "t-worker-0"),
         ("Pod", "t-worker-1"),
@@ -80,8 +82,9 @@ def test_first_passes_create_everything_once_pods_first(kube: FakeKube) -> None:
         ("Service", "t-head"),
         ("Role", "t-driver"),
         ("RoleBinding", "t-driver"),
+        ("NetworkPolicy", "t-ray"),
     ]
-    assert {kind for kind, _ in created[8:]} == {"Event"}
+    assert {kind for kind, _ in created[10:]} == {"Event"}
     assert job(kube)["status"]["phase"] == "Starting"
     assert ("Normal", "ObjectsCreated") in kube.events()
 
@@ -450,3 +453,68 @@ def test_pods_of_someone_else_are_ignored(kube: FakeKube) -> None:
     kube.writes.clear()
     settle(r)
     assert ("delete", "Pod", "t-worker-9") not in kube.writes
+
+
+def test_the_jobs_ray_token_secret_is_created_before_its_pods_and_never_read(
+    kube: FakeKube,
+) -> None:
+    settle(reconciler(kube))
+    created = [(kind, name) for verb, kind, name in kube.writes if verb == "create"]
+    assert created.index(("Secret", "t-ray-token")) < created.index(("Pod", "t-head"))
+    assert not [read for read in kube.reads if read[0] == "Secret"]  # no get: no RBAC for it
+    token = kube.objects[("Secret", "ml", "t-ray-token")]["stringData"]["token"]
+    assert len(token) >= 40  # 32 random bytes
+
+
+@pytest.mark.parametrize("name", ["1job", "a" * 53])
+def test_a_job_name_no_pod_could_carry_fails_the_job_before_any_object(name: str) -> None:
+    # API servers before 1.25 ignore the CRD's name rules: the operator refuses it itself.
+    kube = FakeKube()
+    kube.put(api_job_dict(name))
+    r, key = reconciler(kube), JobKey("ml", name)
+    for _ in range(3):
+        r.reconcile(key)
+    status = kube.objects[("TrainingJob", "ml", name)]["status"]
+    assert (status["phase"], status["conditions"][-1]["reason"]) == ("Failed", "InvalidSpec")
+    assert "metadata.name" in status["message"], status["message"]
+    assert [kind for verb, kind, _ in kube.writes if verb == "create" and kind != "Event"] == []
+
+
+def test_what_the_limits_count_is_taken_from_the_operators_record_not_the_status(
+    kube: FakeKube,
+) -> None:
+    # Code in the job's pods can reach the head's token, which may patch the whole status: it
+    # must not lift backoffLimit, maxWorkerRestarts or the repeated-failure bound by resetting
+    # the counters there.
+    r = reconciler(kube)
+    settle(r)
+    run_all(kube)
+    settle(r)
+    for free in (24454348, 24451002, 24460117, 24452222):
+        tail = f"ValueError: Attempting to cap object store memory usage at {free} bytes"
+        failed = {"exitCode": 1, "reason": "Error", "message": tail}
+        set_pod(kube, "t-worker-1", phase="Failed", containerStatuses=[
+            {"name": "worker", "state": {"terminated": failed}}
+        ])  # fmt: skip
+        settle(r)
+        forged = {"workerRestarts": 0, "workerFailureStreak": None, "restarts": 0}
+        merge(job(kube)["status"], forged)
+        kube.objects[("TrainingJob", "ml", "t")]["status"].update(forged)  # what the head could do
+        settle(r)
+    status = job(kube)["status"]
+    assert (status["phase"], status["conditions"][-1]["reason"]) == (
+        "Failed",
+        "WorkersFailRepeatedly",
+    ), status["message"]
+    assert status["workerRestarts"] == 3  # put back from the record
+    record = json.loads(job(kube)["metadata"]["annotations"]["kubetrain.io/operator-ledger"])
+    assert record["workerRestarts"] == 3
+
+
+def test_a_new_jobs_status_counters_mean_nothing_until_the_operator_records_them(
+    kube: FakeKube,
+) -> None:
+    merge(job(kube), {"status": {"restarts": 99, "startTime": "2020-01-01T00:00:00Z"}})
+    settle(reconciler(kube))
+    status = job(kube)["status"]
+    assert status.get("restarts", 0) == 0 and status.get("startTime") != "2020-01-01T00:00:00Z"

@@ -14,7 +14,12 @@ from kubetrain_operator.render import (
     support_objects,
     worker_pod,
 )
-from kubetrain_operator.render.objects import driver_role, driver_role_binding
+from kubetrain_operator.render.objects import (
+    driver_role,
+    driver_role_binding,
+    network_policy,
+    ray_token_secret,
+)
 from tests.operator.helpers import UID, api_job, pods
 
 SETTINGS = PodSettings()
@@ -30,6 +35,12 @@ OWNER = {
     "controller": True,
     "blockOwnerDeletion": True,
 }
+# Last in every pod, where no variable of the user's or the cluster's can undo them.
+RAY_AUTH_ENV: list[dict[str, Any]] = [
+    {"name": "RAY_AUTH_MODE", "value": "token"},
+    {"name": "RAY_AUTH_TOKEN",
+     "valueFrom": {"secretKeyRef": {"name": "t-ray-token", "key": "token"}}},
+]  # fmt: skip
 BASE_ENV: list[dict[str, Any]] = [
     {"name": "KUBETRAIN_JOB_NAME", "value": "t"},
     {
@@ -117,6 +128,7 @@ def test_gpu_worker_pod_golden() -> None:
                         {"name": "KUBETRAIN_RANK", "value": "1"},
                         {"name": "KUBETRAIN_ATTEMPT", "value": "2"},
                         {"name": "NCCL_DEBUG", "value": "INFO"},
+                        *RAY_AUTH_ENV,
                     ],
                     "terminationMessagePolicy": "FallbackToLogsOnError",
                     "securityContext": CONTAINER_SECURITY,
@@ -178,13 +190,11 @@ def test_head_pod_golden() -> None:
                         "/etc/kubetrain/trainingjob.json",
                         "--gcs-port",
                         "6379",
-                        "--dashboard-port",
-                        "8265",
                         "--metrics-port",
                         "8080",
                         # Checkpoints on s3://: no --storage-path (that is for a claim).
                     ],
-                    "env": [*BASE_ENV, {"name": "KUBETRAIN_ATTEMPT", "value": "0"}],
+                    "env": [*BASE_ENV, {"name": "KUBETRAIN_ATTEMPT", "value": "0"}, *RAY_AUTH_ENV],
                     "terminationMessagePolicy": "FallbackToLogsOnError",
                     "securityContext": CONTAINER_SECURITY,
                     # No CPU limit: the head bursts at start-up, then idles (see render).
@@ -194,7 +204,6 @@ def test_head_pod_golden() -> None:
                     },
                     "ports": [
                         {"name": "gcs", "containerPort": 6379},
-                        {"name": "dashboard", "containerPort": 8265},
                         {"name": "metrics", "containerPort": 8080},
                     ],
                     "volumeMounts": [
@@ -307,7 +316,6 @@ def test_head_service_is_headless_and_publishes_not_ready_addresses() -> None:
             "selector": {"kubetrain.io/job-name": "t", "kubetrain.io/role": "head"},
             "ports": [
                 {"name": "gcs", "port": 6379, "targetPort": 6379},
-                {"name": "dashboard", "port": 8265, "targetPort": 8265},
                 {"name": "metrics", "port": 8080, "targetPort": 8080},
             ],
         },
@@ -354,8 +362,9 @@ def test_driver_role_is_scoped_to_this_job_only() -> None:
 
 def test_users_service_account_runs_both_roles_and_gets_the_binding() -> None:
     job = api_job(pod={"serviceAccountName": "trainer"})
-    kinds = [o["kind"] for o in support_objects(job, SETTINGS)]
-    assert kinds == ["ConfigMap", "Service", "Role", "RoleBinding"]  # no ServiceAccount of ours
+    kinds = [o["kind"] for o in support_objects(job, SETTINGS, ray_token="t0ken")]
+    # No ServiceAccount of ours.
+    assert kinds == ["Secret", "ConfigMap", "Service", "Role", "RoleBinding", "NetworkPolicy"]
     assert driver_role_binding(job)["subjects"][0]["name"] == "trainer"
     head, worker = pods(job, attempt=0, settings=SETTINGS)[:2]
     assert head["spec"]["serviceAccountName"] == "trainer"
@@ -365,14 +374,18 @@ def test_users_service_account_runs_both_roles_and_gets_the_binding() -> None:
 
 
 def test_service_account_is_created_before_anything_that_needs_it() -> None:
-    kinds = [o["kind"] for o in support_objects(api_job(), SETTINGS)]
-    assert kinds == ["ServiceAccount", "ConfigMap", "Service", "Role", "RoleBinding"]
+    kinds = [o["kind"] for o in support_objects(api_job(), SETTINGS, ray_token="t0ken")]
+    assert kinds == [
+        "ServiceAccount", "Secret", "ConfigMap", "Service", "Role", "RoleBinding", "NetworkPolicy"
+    ]  # fmt: skip
 
 
 def test_every_object_is_owned_and_labelled() -> None:
     job = api_job(distributed={"workers": 3})
-    objects = support_objects(job, SETTINGS) + pods(job, attempt=0, settings=SETTINGS)
-    assert len(objects) == 5 + 4
+    objects = support_objects(job, SETTINGS, ray_token="t0ken") + pods(
+        job, attempt=0, settings=SETTINGS
+    )
+    assert len(objects) == 7 + 4
     for obj in objects:
         assert obj["metadata"]["ownerReferences"] == [OWNER]
         assert obj["metadata"]["labels"]["kubetrain.io/job-name"] == "t"
@@ -485,7 +498,7 @@ def test_pod_settings_a_gpu_cluster_needs_reach_every_pod() -> None:
             container["volumeMounts"]
         )
         assert container["envFrom"] == [{"prefix": "HF_", "secretRef": {"name": "hf-token"}}]
-        assert container["env"][-1] == {
+        assert container["env"][-3] == {
             "name": "AWS_SECRET_ACCESS_KEY",
             "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "secret"}},
         }
@@ -546,8 +559,9 @@ def test_the_clusters_pod_env_comes_before_the_jobs_own_which_overrides_it() -> 
     job = api_job(pod={"env": [{"name": "A", "value": "2"}]})
     env = worker_pod(job, 0, attempt=0, settings=settings)["spec"]["containers"][0]["env"]
     names = [e["name"] for e in env]
-    assert names[-3:] == ["KUBETRAIN_DATASETS_MIRROR", "A", "A"]  # Kubernetes keeps the last A
-    assert env[-1] == {"name": "A", "value": "2"}
+    # Kubernetes keeps the last A; Ray's authentication comes after everything.
+    assert names[-5:] == ["KUBETRAIN_DATASETS_MIRROR", "A", "A", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"]
+    assert env[-3] == {"name": "A", "value": "2"}
     assert {"name": "KUBETRAIN_DATASETS_MIRROR", "value": "http://mirror/"} in (
         head_pod(job, attempt=0, settings=settings)["spec"]["containers"][0]["env"]
     )
@@ -568,3 +582,64 @@ def test_scratch_disk_is_asked_limited_and_caps_tmp_as_the_spec_says() -> None:
         for volume in pod["spec"]["volumes"]:
             if "emptyDir" in volume:
                 assert volume["emptyDir"].get("sizeLimit"), volume
+
+
+def test_a_users_env_cannot_turn_rays_authentication_off() -> None:
+    job = api_job(pod={"env": [{"name": "RAY_AUTH_MODE", "value": "disabled"}]})
+    settings = PodSettings(env=(("RAY_AUTH_MODE", "disabled"),))
+    for pod in (head_pod(job, attempt=0, settings=settings),
+                worker_pod(job, 0, attempt=0, settings=settings)):  # fmt: skip
+        env = pod["spec"]["containers"][0]["env"]
+        last = {e["name"]: e for e in env}  # the kubelet keeps the last of a name
+        assert last["RAY_AUTH_MODE"] == {"name": "RAY_AUTH_MODE", "value": "token"}
+        assert last["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "t-ray-token"
+
+
+def test_the_ray_token_secret_is_the_jobs_and_holds_the_token_given() -> None:
+    secret = ray_token_secret(api_job(), "s3cr3t")
+    assert secret["metadata"]["name"] == "t-ray-token"
+    assert secret["metadata"]["ownerReferences"] == [OWNER]  # deleted with the job
+    assert secret["stringData"] == {"token": "s3cr3t"}
+
+
+def test_the_dashboard_runs_and_is_published_only_when_the_spec_asks() -> None:
+    off = head_pod(api_job(), attempt=0, settings=SETTINGS)
+    assert "--dashboard-port" not in off["spec"]["containers"][0]["command"]
+    on_job = api_job(distributed={"rayDashboard": True})
+    on = head_pod(on_job, attempt=0, settings=SETTINGS)
+    command = on["spec"]["containers"][0]["command"]
+    assert command[command.index("--dashboard-port") + 1] == "8265"
+    assert {"name": "dashboard", "containerPort": 8265} in on["spec"]["containers"][0]["ports"]
+    service_ports = {p["name"] for p in head_service(on_job, SETTINGS)["spec"]["ports"]}
+    assert service_ports == {"gcs", "dashboard", "metrics"}
+
+
+def test_the_network_policy_lets_in_only_the_jobs_pods_and_the_scrapers_golden() -> None:
+    job = api_job(metrics={"enabled": True, "port": 9400})
+    settings = PodSettings(metrics_from='[{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]')
+    own = {"matchLabels": {"kubetrain.io/job-name": "t"}}
+    assert network_policy(job, settings) == {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "t-ray",
+            "namespace": "ml",
+            "labels": {"kubetrain.io/job-name": "t", "app.kubernetes.io/managed-by":
+                       "kubetrain-operator"},
+            "ownerReferences": [OWNER],
+        },
+        "spec": {
+            "podSelector": own,
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                # Ray's GCS, raylets, object stores and collectives: the job's own pods only.
+                {"from": [{"podSelector": own}]},
+                # The metrics ports (Ray's on the head, the trainer's on the workers): scrapers.
+                {"from": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}],
+                 "ports": [{"port": 8080, "protocol": "TCP"}, {"port": 9400, "protocol": "TCP"}]},
+            ],
+        },
+    }  # fmt: skip
+    kinds = [o["kind"] for o in support_objects(job, PodSettings(network_policy=False),
+             ray_token="x")]  # fmt: skip
+    assert "NetworkPolicy" not in kinds

@@ -25,9 +25,8 @@ def test_the_pod_program_understands_the_head_command_the_operator_renders() -> 
     args = parser().parse_args(_program_args(head_pod(job, attempt=0, settings=SETTINGS)))
     ports = SETTINGS.ports
     assert (args.role, args.job_file) == (contract.HEAD, contract.JOB_FILE)
-    assert (args.gcs_port, args.dashboard_port, args.metrics_port) == (
-        ports.gcs, ports.dashboard, ports.metrics,
-    )  # fmt: skip
+    assert (args.gcs_port, args.metrics_port) == (ports.gcs, ports.metrics)
+    assert args.dashboard_port is None  # no dashboard unless the spec asks
     assert args.storage_path == "/kubetrain/runs"  # where the claim is mounted
 
 
@@ -62,3 +61,9 @@ def test_the_pod_program_imports_neither_kopf_nor_a_kubernetes_client() -> None:
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_dashboard_the_spec_asks_for_reaches_the_head_program() -> None:
+    job = api_job(distributed={"rayDashboard": True})
+    args = parser().parse_args(_program_args(head_pod(job, attempt=0, settings=SETTINGS)))
+    assert args.dashboard_port == SETTINGS.ports.dashboard

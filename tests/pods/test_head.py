@@ -34,6 +34,9 @@ def test_storage_path_flag_moves_only_the_checkpoint_dir() -> None:
 
 
 def test_the_head_offers_ray_no_cpus_so_training_lands_on_worker_pods() -> None:
-    command = head_command(HeadPorts(gcs=6379, dashboard=8265, metrics=8080))
+    command = head_command(HeadPorts(gcs=6379, dashboard=None, metrics=8080))
     assert command[:4] == ["ray", "start", "--head", "--port=6379"]
     assert {"--num-cpus=0", "--num-gpus=0", "--metrics-export-port=8080"} <= set(command)
+    assert "--include-dashboard=false" in command  # Ray's Jobs API runs code: off by default
+    with_dashboard = head_command(HeadPorts(gcs=6379, dashboard=8265, metrics=8080))
+    assert {"--dashboard-host=0.0.0.0", "--dashboard-port=8265"} <= set(with_dashboard)

@@ -111,6 +111,11 @@ namespaces it is given and to the CRDs present at its start).
 - {{ printf "--pod-env=HF_ENDPOINT=%s" .huggingFace | quote }}
 {{- end }}
 {{- end }}
+{{- if .Values.networkPolicy.enabled }}
+- {{ printf "--metrics-from=%s" (toJson .Values.networkPolicy.metricsFrom) | quote }}
+{{- else }}
+- --no-network-policy
+{{- end }}
 {{- range $name, $value := .Values.trainingPods.env }}
 - {{ printf "--pod-env=%s=%v" $name $value | quote }}
 {{- end }}

@@ -26,6 +26,11 @@ def operator_rules() -> list[Obj]:
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": [""], "resources": ["services", "serviceaccounts"],
          "verbs": ["get", "create"]},
+        # Each job's Ray token: created, never read (no get, no list: no Secret's value).
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        # Each job's NetworkPolicy fencing its Ray ports.
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+         "verbs": ["get", "create"]},
         # The per-job driver Role grants a subset of the operator's own TrainingJob rights, so
         # creating it needs no `escalate` or `bind`.
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],

@@ -32,8 +32,10 @@ __all__ = [
     "config_map_name",
     "driver_rbac_name",
     "head_pod_name",
+    "network_policy_name",
     "owner_reference",
     "pod_selector",
+    "ray_token_secret_name",
     "service_name",
     "worker_pod_name",
 ]
@@ -59,6 +61,15 @@ def config_map_name(job: str) -> str:
 def driver_rbac_name(job: str) -> str:
     """ServiceAccount, Role and RoleBinding that let the driver patch this job's status."""
     return f"{job}-driver"
+
+
+def ray_token_secret_name(job: str) -> str:
+    """The Secret holding the job's Ray token: every pod of the job, and nothing else, has it."""
+    return f"{job}-ray-token"
+
+
+def network_policy_name(job: str) -> str:
+    return f"{job}-ray"
 
 
 def owner_reference(*, name: str, uid: str) -> dict[str, object]:

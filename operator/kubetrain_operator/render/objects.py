@@ -31,7 +31,9 @@ from kubetrain_operator.render.names import (
     config_map_name,
     driver_rbac_name,
     head_pod_name,
+    network_policy_name,
     owner_reference,
+    ray_token_secret_name,
     service_name,
     worker_pod_name,
 )
@@ -43,6 +45,7 @@ SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 TMP_DIR = "/tmp"
 # A relative checkpoint.storagePath lives under this directory in pods.
 STORAGE_ROOT = "/kubetrain"
+RAY_TOKEN_KEY = "token"
 
 
 # --------------------------------------------------------------------------- metadata
@@ -123,7 +126,11 @@ def head_service(job: TrainingJob, settings: PodSettings) -> Obj:
             "selector": {LABEL_JOB: job.name, LABEL_ROLE: Role.HEAD.value},
             "ports": [
                 {"name": "gcs", "port": ports.gcs, "targetPort": ports.gcs},
-                {"name": "dashboard", "port": ports.dashboard, "targetPort": ports.dashboard},
+                *(
+                    [{"name": "dashboard", "port": ports.dashboard, "targetPort": ports.dashboard}]
+                    if job.spec.distributed.ray_dashboard
+                    else []
+                ),
                 {"name": "metrics", "port": ports.metrics, "targetPort": ports.metrics},
             ],
         },
@@ -192,15 +199,57 @@ def driver_role_binding(job: TrainingJob) -> Obj:
     }
 
 
-def support_objects(job: TrainingJob, settings: PodSettings) -> list[Obj]:
-    """Everything but the pods. The ServiceAccount comes first: pod admission checks it."""
+def support_objects(job: TrainingJob, settings: PodSettings, *, ray_token: str) -> list[Obj]:
+    """Everything but the pods. The ServiceAccount and the token Secret come first: pod
+    admission checks the one, and the pods' containers wait for the other."""
     objects: list[Obj] = []
     account = driver_service_account(job)
     if account is not None:
         objects.append(account)
-    objects += [config_map(job), head_service(job, settings)]
+    objects += [ray_token_secret(job, ray_token), config_map(job), head_service(job, settings)]
     objects += [driver_role(job), driver_role_binding(job)]
+    if settings.network_policy:
+        objects.append(network_policy(job, settings))
     return objects
+
+
+# --------------------------------------------------------------------------- Ray's fence
+
+
+def ray_token_secret(job: TrainingJob, token: str) -> Obj:
+    """The token every Ray process of the job presents (RAY_AUTH_MODE=token): a process without
+    it cannot join the job's Ray cluster nor call its GCS. Random per job (the caller draws it);
+    the operator creates it and never reads it back."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(job, ray_token_secret_name(job.name)),
+        "type": "Opaque",
+        "stringData": {RAY_TOKEN_KEY: token},
+    }
+
+
+def network_policy(job: TrainingJob, settings: PodSettings) -> Obj:
+    """The job's pods accept connections from each other (Ray's GCS, raylets, object stores
+    and collectives use many ports), and on the metrics ports from `settings.metrics_from`;
+    nothing else reaches them. Egress is left alone: data, checkpoints and mirrors are outside."""
+    own = {"podSelector": {"matchLabels": {LABEL_JOB: job.name}}}
+    metrics = [{"port": settings.ports.metrics, "protocol": "TCP"}]
+    if job.spec.metrics.enabled:
+        metrics.append({"port": job.spec.metrics.port, "protocol": "TCP"})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(job, network_policy_name(job.name)),
+        "spec": {
+            "podSelector": {"matchLabels": {LABEL_JOB: job.name}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [own]},
+                {"from": json.loads(settings.metrics_from), "ports": metrics},
+            ],
+        },
+    }
 
 
 # --------------------------------------------------------------------------- pods
@@ -223,6 +272,12 @@ def _env(job: TrainingJob, settings: PodSettings, extra: dict[str, str]) -> list
     # The user's variables come last so they can override ours (Kubernetes keeps the last one).
     # A valueFrom (a Secret's key) is passed as a reference: its value is in no object of ours.
     env += [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in job.spec.pod.env]
+    # Ray's authentication last, where no variable of the user's or the cluster's can undo it.
+    secret = {"name": ray_token_secret_name(job.name), "key": RAY_TOKEN_KEY}
+    env += [
+        {"name": "RAY_AUTH_MODE", "value": "token"},
+        {"name": "RAY_AUTH_TOKEN", "valueFrom": {"secretKeyRef": secret}},
+    ]
     return env
 
 
@@ -384,7 +439,7 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
             contract.MODULE,
             *contract.head_args(
                 gcs_port=ports.gcs,
-                dashboard_port=ports.dashboard,
+                dashboard_port=ports.dashboard if job.spec.distributed.ray_dashboard else None,
                 metrics_port=ports.metrics,
                 # Checkpoints on a claim: where the pod has it mounted (else s3://, as written).
                 storage_path=storage_mount_path(job),
@@ -406,9 +461,10 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     }
     container["ports"] = [
         {"name": "gcs", "containerPort": ports.gcs},
-        {"name": "dashboard", "containerPort": ports.dashboard},
         {"name": "metrics", "containerPort": ports.metrics},
     ]
+    if job.spec.distributed.ray_dashboard:
+        container["ports"].insert(1, {"name": "dashboard", "containerPort": ports.dashboard})
     container["volumeMounts"] = [
         {"name": "config", "mountPath": contract.CONFIG_DIR, "readOnly": True},
         {"name": "api-token", "mountPath": SA_TOKEN_DIR, "readOnly": True},

@@ -9,6 +9,11 @@ SINGULAR = "trainingjob"
 SHORT_NAMES = ("tj",)
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
+# A job's name becomes its pods' and Service's names: "<name>-worker-1023" must fit in 63
+# characters, and a Service name must start with a letter (RFC 1035).
+MAX_JOB_NAME = 52
+JOB_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
 # spec.distributed.deepspeed.configMapRef: the key the ConfigMap holds the raw DeepSpeed config
 # under, and the directory the operator mounts it at in the head pod, where the driver reads it.
 # Not under /etc/kubetrain: that is a read-only ConfigMap volume already, and a mount nested in it

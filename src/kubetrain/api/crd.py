@@ -13,7 +13,17 @@ from typing import Any
 
 import yaml
 
-from kubetrain.api.constants import CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from kubetrain.api.constants import (
+    CRD_NAME,
+    GROUP,
+    JOB_NAME_PATTERN,
+    KIND,
+    MAX_JOB_NAME,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
 
@@ -129,6 +139,16 @@ def _status_schema() -> JsonSchema:
     return schema
 
 
+# metadata.name's own rules (the API server checks names only as generic object names).
+NAME_RULES = [
+    {"rule": f"self.metadata.name.size() <= {MAX_JOB_NAME}",
+     "message": f"metadata.name: at most {MAX_JOB_NAME} characters (pod names add -worker-N)"},
+    {"rule": f"self.metadata.name.matches('{JOB_NAME_PATTERN}')",
+     "message": "metadata.name: start with a letter, then lowercase letters, digits and '-'"
+                " (it names the job's Service)"},
+]  # fmt: skip
+
+
 def build_crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -157,6 +177,7 @@ def build_crd() -> dict[str, Any]:
                             "type": "object",
                             "description": "A data-parallel training run on a Ray cluster.",
                             "required": ["spec"],
+                            "x-kubernetes-validations": NAME_RULES,
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubetrain.api.constants import JOB_NAME_PATTERN, MAX_JOB_NAME
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
 
@@ -15,10 +16,7 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
 
-    name: str = Field(
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-        max_length=52,  # leaves room for "-worker-NNN" in pod names (63 max)
-    )
+    name: str = Field(pattern=JOB_NAME_PATTERN, max_length=MAX_JOB_NAME)
     namespace: str = "default"
     uid: str | None = None
     generation: int | None = None

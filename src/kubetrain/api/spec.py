@@ -29,6 +29,19 @@ class SpecModel(BaseModel):
     )
 
 
+def rules(*checks: tuple[str, str]) -> ConfigDict:
+    """A section's cross-field rules as CRD `x-kubernetes-validations` (CEL, `self` is the
+    section): the API server (1.25+) refuses a spec that breaks one at `kubectl apply`. Older API
+    servers ignore them; the semantic check (`semantics.py`) holds the same rules for every
+    entry point, and tests/api/test_cel_rules.py evaluates these with a CEL implementation."""
+    return ConfigDict(
+        **SpecModel.model_config,
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": r, "message": m} for r, m in checks]
+        },
+    )
+
+
 # Kubernetes object names (RFC 1123 subdomain) and label keys/values.
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -63,6 +76,13 @@ class FreezeSpec(SpecModel):
 
 
 class ModelSpec(SpecModel):
+    model_config = rules(
+        ("self.name != 'custom' || has(self.entrypoint)",
+         "spec.model.entrypoint is required when model.name is 'custom'"),
+        ("!has(self.entrypoint) || self.name == 'custom'",
+         "spec.model.entrypoint: set name: custom to train your own model"),
+    )  # fmt: skip
+
     name: ModelName = Field(description="Which architecture to train.")
     num_classes: int = Field(10, ge=2, description="Number of output classes.")
     hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(
@@ -117,6 +137,11 @@ class AugmentationSpec(SpecModel):
 
 
 class DatasetSpec(SpecModel):
+    model_config = rules(
+        ("!has(self.claimName) || (has(self.path) && self.path.startsWith('/'))",
+         "spec.dataset.path: with claimName, give the absolute path the data has in the pods"),
+    )  # fmt: skip
+
     source: DatasetSource = Field(description="Where the data comes from.")
     path: str | None = Field(
         None,
@@ -334,12 +359,29 @@ class DistributedSpec(SpecModel):
     max_failures: int = Field(
         2, ge=0, description="Worker crashes Ray Train absorbs by resuming from the checkpoint."
     )
+    ray_dashboard: bool = Field(
+        False,
+        description=(
+            "Run Ray's dashboard on the head (port 8265, behind the job's Ray token). Off by"
+            " default: its Jobs API runs code in the job's pods."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- checkpoint & metrics
 
 
 class CheckpointSpec(SpecModel):
+    model_config = rules(
+        ("!has(self.claimName) || !self.storagePath.startsWith('s3://')",
+         "spec.checkpoint.claimName: drop claimName, an s3:// storagePath needs no volume"),
+        ("!has(self.s3Endpoint) || self.storagePath.startsWith('s3://')",
+         "spec.checkpoint.s3Endpoint is only used with an s3:// storagePath"),
+        ("self.storagePath.startsWith('s3://') || has(self.claimName)",
+         "spec.checkpoint.claimName: a local storagePath needs a PersistentVolumeClaim that every"
+         " pod mounts (or set storagePath to s3://bucket/prefix)"),
+    )  # fmt: skip
+
     storage_path: str = Field(
         "./runs",
         description="Local dir, PVC mount, or s3://bucket/prefix (pyarrow filesystem).",
@@ -406,6 +448,12 @@ class FieldSelector(SpecModel):
 
 
 class EnvVarSource(SpecModel):
+    model_config = rules(
+        ("(has(self.secretKeyRef) ? 1 : 0) + (has(self.configMapKeyRef) ? 1 : 0)"
+         " + (has(self.fieldRef) ? 1 : 0) == 1",
+         "spec.pod.env[].valueFrom needs exactly one of secretKeyRef, configMapKeyRef, fieldRef"),
+    )  # fmt: skip
+
     secret_key_ref: KeySelector | None = None
     config_map_key_ref: KeySelector | None = None
     field_ref: FieldSelector | None = None
@@ -417,6 +465,11 @@ class EnvVar(SpecModel):
     Credentials belong in a Secret (`valueFrom.secretKeyRef`): a literal value is copied into
     the job's ConfigMap and is readable by anyone who may read the TrainingJob.
     """
+
+    model_config = rules(
+        ("!(has(self.value) && has(self.valueFrom))",
+         "spec.pod.env[]: a variable has a value or a valueFrom, not both"),
+    )  # fmt: skip
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     value: str | None = None
@@ -430,6 +483,11 @@ class NameRef(SpecModel):
 
 class EnvFromSource(SpecModel):
     """Every key of a Secret or ConfigMap as a variable (`prefix` prepended)."""
+
+    model_config = rules(
+        ("has(self.secretRef) != has(self.configMapRef)",
+         "spec.pod.envFrom[] needs exactly one of secretRef or configMapRef"),
+    )  # fmt: skip
 
     prefix: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     secret_ref: NameRef | None = None
@@ -497,6 +555,12 @@ class PodSpec(SpecModel):
 
 
 class TrainingJobSpec(SpecModel):
+    model_config = rules(
+        ("self.training.precision != 'fp16' || self.distributed.resourcesPerWorker.gpu > 0",
+         "spec.training.precision: fp16 needs a GPU (resourcesPerWorker.gpu >= 1); use bf16 or"
+         " fp32 on CPU"),
+    )  # fmt: skip
+
     model: ModelSpec
     dataset: DatasetSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)

@@ -24,7 +24,9 @@ def parser() -> argparse.ArgumentParser:
     head = sub.add_parser(contract.HEAD, help="run the Ray head and the training driver")
     head.add_argument("--job-file", required=True)
     head.add_argument("--gcs-port", type=int, default=6379)
-    head.add_argument("--dashboard-port", type=int, default=8265)
+    head.add_argument(
+        "--dashboard-port", type=int, help="run Ray's dashboard on this port (default: none)"
+    )
     head.add_argument("--metrics-port", type=int, default=8080)
     head.add_argument(
         "--storage-path", help="the checkpoint claim as mounted in this pod (overrides the spec)"

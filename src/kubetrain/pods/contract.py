@@ -31,19 +31,21 @@ WORKER = "worker"
 
 
 def head_args(
-    *, gcs_port: int, dashboard_port: int, metrics_port: int, storage_path: str | None
+    *, gcs_port: int, dashboard_port: int | None, metrics_port: int, storage_path: str | None
 ) -> list[str]:
     """The head's arguments after `python -m kubetrain.pods`.
 
-    `storage_path`: where the job's checkpoint claim is mounted in the pod, if it has one.
+    `dashboard_port`: None runs no dashboard. `storage_path`: where the job's checkpoint claim
+    is mounted in the pod, if it has one.
     """
     args = [
         HEAD,
         "--job-file", JOB_FILE,
         "--gcs-port", str(gcs_port),
-        "--dashboard-port", str(dashboard_port),
         "--metrics-port", str(metrics_port),
     ]  # fmt: skip
+    if dashboard_port is not None:
+        args += ["--dashboard-port", str(dashboard_port)]
     if storage_path is not None:
         args += ["--storage-path", storage_path]
     return args

@@ -29,16 +29,22 @@ log = logging.getLogger("kubetrain.pods")
 @dataclass(frozen=True)
 class HeadPorts:
     gcs: int
-    dashboard: int
+    dashboard: int | None  # None: no dashboard
     metrics: int
 
 
 def head_command(ports: HeadPorts) -> list[str]:
+    # The pod's RAY_AUTH_MODE and RAY_AUTH_TOKEN (from the job's Secret) make every Ray entry
+    # point, the dashboard included, ask for the job's token.
+    dashboard = (
+        ["--include-dashboard=false"]
+        if ports.dashboard is None
+        else ["--dashboard-host=0.0.0.0", f"--dashboard-port={ports.dashboard}"]
+    )
     return [
         "ray", "start", "--head", f"--port={ports.gcs}",
         # No CPUs or GPUs on the head: every Ray Train worker lands on a worker pod.
-        "--num-cpus=0", "--num-gpus=0",
-        "--dashboard-host=0.0.0.0", f"--dashboard-port={ports.dashboard}",
+        "--num-cpus=0", "--num-gpus=0", *dashboard,
         f"--metrics-export-port={ports.metrics}", "--disable-usage-stats",
     ]  # fmt: skip
 

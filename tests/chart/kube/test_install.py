@@ -80,7 +80,11 @@ class Release:
         return done.stdout
 
     def install(self, values: dict[str, str]) -> str:
-        return self._helm("install", self.name, str(CHART), *set_args(values))
+        # Client-side apply: this 1.20 API server predates the CRD's x-kubernetes-validations,
+        # which Helm's server-side apply refuses to send it (1.25+ takes them either way).
+        return self._helm(
+            "install", self.name, str(CHART), "--server-side=false", *set_args(values)
+        )
 
     def uninstall(self) -> None:
         self._helm("uninstall", self.name, "--wait", "--timeout", "60s")

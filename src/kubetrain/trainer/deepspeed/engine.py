@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ def _import_deepspeed(device: torch.device) -> Any:
 
     # Its INFO lines (config dumps, timers) would bury kubetrain's own progress.
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+    can_compile = shutil.which("c++") and shutil.which("ninja")
+    if os.environ["DS_ACCELERATOR"] == "cpu" and not can_compile:
+        # On CPU its comm backend compiles a shared-memory all-reduce (deepspeed_shm_comm) as it
+        # starts, and fails where there is no compiler (the trainer image has none). Marked
+        # incompatible, the op is skipped and DeepSpeed all-reduces over gloo instead.
+        from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder
+
+        deepspeed.ops.__compatible_ops__[ShareMemCommBuilder.NAME] = False
     return deepspeed
 
 
