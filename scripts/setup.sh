@@ -25,8 +25,8 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   "$VENV/bin/pip" install -q "torch==2.13.0"
 fi
 
-log "installing kubetrain with its extras (nlp, operator, deepspeed, dev)"
-"$VENV/bin/pip" install -q -e ".[nlp,operator,deepspeed,dev]"
+log "installing kubetrain with its extras (nlp, operator, cluster, deepspeed, dev)"
+"$VENV/bin/pip" install -q -e ".[nlp,operator,cluster,deepspeed,dev]"
 
 # An S3-compatible server for the S3 checkpoint test, in a venv of its own: moto pins
 # python-dateutil<3, which the kubernetes client in .venv cannot live with.

@@ -6,12 +6,14 @@ kube-apiserver (`e2e/cluster.sh build` caches it; etcd is Debian's) run as this 
 loopback ports, in a temporary directory. The API server makes its own self-signed serving
 certificate (clients trust that file), a static token in group system:masters is the client's
 credential, and the ServiceAccount admission plugin is off (no controller makes the default
-ServiceAccounts a pod would need). Every CRD in crds/ is applied and served before the fixture
-yields. Start-up takes about 5 s on two cores.
+ServiceAccounts a pod would need). A second static token, of user `envtest-user` in no group, may
+do nothing until a test binds it a Role (`user_kubeconfig`). Every CRD in crds/ is applied and
+served before the fixture yields. Start-up takes about 5 s on two cores.
 
-Fixture: `apiserver` (session): an `ApiServer` with a kubeconfig, a `request` helper and the
-operator's own client. Tests that use it are marked `apiserver` and `slow`. Without the binaries
-(or openssl, for the ServiceAccount key the API server insists on) they skip and say why.
+Fixtures: `apiserver` (session): an `ApiServer` with a kubeconfig, a `request` helper and the
+operator's own client; `bare_apiserver` (session): another one, with no CRD applied. Tests that
+use them are marked `apiserver` and `slow`. Without the binaries (or openssl, for the
+ServiceAccount key the API server insists on) they skip and say why.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ CACHE = Path(os.environ.get("KUBETRAIN_CACHE_DIR", Path.home() / ".cache" / "kub
 BIN = CACHE / f"k8s-{K8S_VERSION}" / "bin"
 CRDS = ROOT / "crds"
 START_TIMEOUT = 60.0  # seconds; about 5 s on two cores
+USER = "envtest-user"  # the unprivileged user of `ApiServer.user_kubeconfig`
 
 
 def find_binaries() -> dict[str, str] | str:
@@ -88,7 +91,13 @@ class ApiServer:
     ca_file: Path  # the API server's self-signed certificate
     kubeconfig: Path
     workdir: Path
+    user_token: str = ""  # a bearer token of USER, in no group: only what RBAC grants it
     _context: ssl.SSLContext = field(init=False, repr=False)
+
+    @property
+    def user_kubeconfig(self) -> Path:
+        """A kubeconfig that authenticates as USER, who may do nothing until bound a Role."""
+        return self.workdir / "user.kubeconfig"
 
     def __post_init__(self) -> None:
         self._context = ssl.create_default_context(cafile=str(self.ca_file))
@@ -205,11 +214,16 @@ class _Processes:
 
 
 @contextlib.contextmanager
-def running_apiserver(workdir: Path, binaries: dict[str, str]) -> Iterator[ApiServer]:
-    """etcd and kube-apiserver in `workdir`, with every CRD of crds/ served; stopped on exit."""
+def running_apiserver(
+    workdir: Path, binaries: dict[str, str], *, crds: Path | None = CRDS
+) -> Iterator[ApiServer]:
+    """etcd and kube-apiserver in `workdir`, with every CRD of `crds` served (None: none);
+    stopped on exit."""
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-    token = uuid.uuid4().hex
-    (workdir / "tokens.csv").write_text(f'{token},envtest-admin,envtest-admin,"system:masters"\n')
+    token, user_token = uuid.uuid4().hex, uuid.uuid4().hex
+    (workdir / "tokens.csv").write_text(
+        f'{token},envtest-admin,envtest-admin,"system:masters"\n{user_token},{USER},{USER}\n'
+    )
     # The API server needs a key for ServiceAccount tokens even when nothing asks for one.
     subprocess.run(
         [binaries["openssl"], "genrsa", "-out", str(workdir / "sa.key"), "2048"],
@@ -246,7 +260,8 @@ def running_apiserver(workdir: Path, binaries: dict[str, str]) -> Iterator[ApiSe
             procs.check_alive()
             if not (certs / "apiserver.crt").exists():
                 return None
-            server = ApiServer(url, token, certs / "apiserver.crt", workdir / "kubeconfig", workdir)
+            server = ApiServer(url, token, certs / "apiserver.crt", workdir / "kubeconfig", workdir,
+                               user_token)  # fmt: skip
             return server if server.is_ready() else None
 
         try:
@@ -254,20 +269,23 @@ def running_apiserver(workdir: Path, binaries: dict[str, str]) -> Iterator[ApiSe
         except AssertionError as e:
             raise AssertionError(f"{e}\n{_tail(workdir / 'kube-apiserver.log')}") from None
         server.kubeconfig.write_text(yaml.safe_dump(_kubeconfig(server)))
-        apply_crds(server)
+        server.user_kubeconfig.write_text(
+            yaml.safe_dump(_kubeconfig(server, user=USER, token=user_token))
+        )
+        if crds is not None:
+            apply_crds(server, crds)
         yield server
     finally:
         procs.stop()
 
 
-def _kubeconfig(server: ApiServer) -> Obj:
+def _kubeconfig(server: ApiServer, *, user: str = "envtest-admin", token: str = "") -> Obj:
     return {
         "apiVersion": "v1", "kind": "Config", "current-context": "envtest",
         "clusters": [{"name": "envtest", "cluster": {
             "server": server.url, "certificate-authority": str(server.ca_file)}}],
-        "users": [{"name": "envtest-admin", "user": {"token": server.token}}],
-        "contexts": [{"name": "envtest",
-                      "context": {"cluster": "envtest", "user": "envtest-admin"}}],
+        "users": [{"name": user, "user": {"token": token or server.token}}],
+        "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": user}}],
     }  # fmt: skip
 
 
@@ -303,3 +321,13 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     with running_apiserver(tmp_path_factory.mktemp("apiserver"), binaries) as server:
         print(f"\napiserver fixture: up with the CRDs in {time.monotonic() - t0:.1f}s")
         yield server
+
+
+@pytest.fixture(scope="session")
+def bare_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """An API server on which no CRD is installed (what a cluster without kubetrain looks like)."""
+    binaries = find_binaries()
+    if isinstance(binaries, str):
+        pytest.skip(binaries)
+    with running_apiserver(tmp_path_factory.mktemp("bare-apiserver"), binaries, crds=None) as s:
+        yield s

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from kubetrain.api import Reason
+from kubetrain.api.status import fault_message
 from kubetrain.pods.contract import EXIT_INVALID
 from kubetrain_operator.render.names import (
     LABEL_ATTEMPT,
@@ -78,8 +79,7 @@ class Fault:
 
     @property
     def message(self) -> str:
-        where = f"pod {self.pod}" + (f" container {self.container}" if self.container else "")
-        return f"{where}: {self.detail}"
+        return fault_message(self.pod, self.container, self.detail)
 
 
 def owned_by(obj: Mapping[str, Any] | None, uid: str) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kubetrain.runner.eta import EtaEstimator, format_duration
+from kubetrain.api.progress import format_duration
+from kubetrain.runner.eta import EtaEstimator
 from tests.runner.updates import report
 
 

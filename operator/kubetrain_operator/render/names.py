@@ -1,19 +1,45 @@
 """Names, labels and annotations of the objects a TrainingJob owns.
 
-Documented in docs/labels-and-annotations.md (tests/operator/test_labels_doc.py checks it).
+Documented in docs/labels-and-annotations.md (tests/operator/test_labels_doc.py checks it). The
+pods' names and labels live in `kubetrain.api.names`, where the `kubetrain` client finds them too.
 """
 
 from __future__ import annotations
 
-from enum import Enum
-
 from kubetrain.api import API_VERSION, GROUP, KIND
+from kubetrain.api.names import (
+    LABEL_ATTEMPT,
+    LABEL_JOB,
+    LABEL_RANK,
+    LABEL_ROLE,
+    Role,
+    head_pod_name,
+    pod_selector,
+    worker_pod_name,
+)
 
-LABEL_JOB = f"{GROUP}/job-name"
-LABEL_ROLE = f"{GROUP}/role"
-LABEL_RANK = f"{GROUP}/rank"
-# Whole-job restart count the pod belongs to; pods of an older attempt are deleted on sight.
-LABEL_ATTEMPT = f"{GROUP}/attempt"
+__all__ = [
+    "ANNOTATION_GENERATION",
+    "LABEL_ATTEMPT",
+    "LABEL_JOB",
+    "LABEL_KUEUE_QUEUE",
+    "LABEL_MANAGED_BY",
+    "LABEL_RANK",
+    "LABEL_ROLE",
+    "MANAGED_BY",
+    "PASSED_THROUGH_LABELS",
+    "Role",
+    "config_map_name",
+    "driver_rbac_name",
+    "head_pod_name",
+    "network_policy_name",
+    "owner_reference",
+    "pod_selector",
+    "ray_token_secret_name",
+    "service_name",
+    "worker_pod_name",
+]
+
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubetrain-operator"
 # Kueue reads the queue from the workload's pods; copied from the TrainingJob as it is.
@@ -22,20 +48,6 @@ PASSED_THROUGH_LABELS = (LABEL_KUEUE_QUEUE,)
 
 # On the ConfigMap: the job generation whose spec the running pods were started with.
 ANNOTATION_GENERATION = f"{GROUP}/generation"
-
-
-class Role(str, Enum):
-    HEAD = "head"
-    WORKER = "worker"
-
-
-def head_pod_name(job: str) -> str:
-    return f"{job}-head"
-
-
-def worker_pod_name(job: str, rank: int) -> str:
-    # Job names are at most 52 characters, so "-worker-1023" still fits in 63.
-    return f"{job}-worker-{rank}"
 
 
 def service_name(job: str) -> str:
@@ -58,10 +70,6 @@ def ray_token_secret_name(job: str) -> str:
 
 def network_policy_name(job: str) -> str:
     return f"{job}-ray"
-
-
-def pod_selector(job: str) -> str:
-    return f"{LABEL_JOB}={job}"
 
 
 def owner_reference(*, name: str, uid: str) -> dict[str, object]:

@@ -432,7 +432,7 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     ports = settings.ports
     container = _container(
         job,
-        "head",
+        Role.HEAD.value,
         [
             settings.python,
             "-m",
@@ -501,7 +501,7 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
     ray_cpus = max(1, math.ceil(cpu_cores(res.cpu)))
     container = _container(
         job,
-        "worker",
+        Role.WORKER.value,
         [
             settings.python,
             "-m",

@@ -6,6 +6,8 @@ Conditions follow `metav1.Condition`. The phase is *derived* from the conditions
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -153,3 +155,39 @@ def derive_phase(conditions: list[Condition]) -> Phase:
         if ctype in true_types:
             return phase
     return Phase.PENDING
+
+
+# --------------------------------------------------------------------------- where a fault is
+
+_FAULT_SITE = re.compile(
+    r"\bpod (?P<pod>[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?)"
+    r"(?: container (?P<container>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?))?: (?P<detail>.*)",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class FaultSite:
+    """The pod (and container) a condition's message blames, and what it says happened.
+
+    The operator writes it into a message with `fault_message`; `kubetrain status` reads it back
+    with `FaultSite.find`, so the two cannot drift apart.
+    """
+
+    pod: str
+    container: str | None
+    detail: str
+
+    @classmethod
+    def find(cls, message: str) -> FaultSite | None:
+        """The first fault named in `message` (several are joined with "; "), or None."""
+        found = _FAULT_SITE.search(message)
+        if found is None:
+            return None
+        return cls(found["pod"], found["container"], found["detail"])
+
+
+def fault_message(pod: str, container: str | None, detail: str) -> str:
+    """`pod P container C: detail`: how a condition's message names the pod at fault."""
+    where = f"pod {pod}" + (f" container {container}" if container else "")
+    return f"{where}: {detail}"

@@ -5,21 +5,22 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from kubetrain.api.progress import progress_parts
 from kubetrain.api.report import EpochReport
-from kubetrain.runner.eta import format_duration
 from kubetrain.runner.reports import EpochUpdate, WorkerFailure
 
 
 def format_progress(update: EpochUpdate, eta_seconds: float | None) -> str:
     report = update.report
-    parts = [f"epoch {report.epoch}/{report.total_epochs}"]
-    if report.val_loss is not None:
-        parts.append(f"loss {report.val_loss:.4f}")
-    if report.metric is not None:
-        parts.append(f"{report.metric_name} {report.metric:.4f}")
-    if report.samples_per_second is not None:
-        parts.append(f"{report.samples_per_second:.0f} samples/s")
-    parts.append(f"ETA {format_duration(eta_seconds)}")
+    parts = progress_parts(
+        epoch=report.epoch,
+        total_epochs=report.total_epochs,
+        loss=report.val_loss,
+        metric_name=report.metric_name,
+        metric=report.metric,
+        samples_per_second=report.samples_per_second,
+        eta_seconds=eta_seconds,
+    )
     if report.stopped_early:
         parts.append("(early stop)")
     if update.checkpoint:

@@ -28,10 +28,3 @@ class EtaEstimator:
         if epochs <= 0:
             return None
         return max(0.0, (update.at - self.first.at) / epochs * remaining)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = round(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -1,31 +1,20 @@
-"""`kubetrain`: run a TrainingJob YAML locally, validate it, or print the CRD."""
+"""`kubetrain run / validate / crd / reference`: a TrainingJob on this machine, no cluster."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-from kubetrain.api import InvalidTrainingJob, check_job, load_job, render_crd_yaml
+from kubetrain.api import check_job, load_job, render_crd_yaml
 from kubetrain.api.overrides import Overrides
 from kubetrain.api.reference import render_reference
-
-EXIT_INVALID = 2
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
-
-# Set by Ctrl-C or SIGTERM. Ray may turn the KeyboardInterrupt into an error of its own (or the
-# training thread may fail as the workers stop): once this is set, any such end is an interrupt.
-_interrupted = threading.Event()
+from kubetrain.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, interrupted
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="train a TrainingJob YAML on a local Ray cluster")
     run.add_argument("file", type=Path, help="TrainingJob YAML (the same you would kubectl apply)")
     run.add_argument("--workers", type=int, help="override spec.distributed.workers")
@@ -37,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="attach to an existing Ray cluster instead of a new one")
     run.add_argument("--output", type=Path, help="also write the result JSON here")
     run.add_argument("-v", "--verbose", action="store_true", help="show Ray's and workers' logs")
+    run.set_defaults(handler=_run)
 
     val = sub.add_parser("validate", help="check a TrainingJob YAML without running it")
     val.add_argument("file", type=Path)
@@ -45,13 +35,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also check what only matters on a cluster (checkpoints every pod can reach)",
     )
+    val.set_defaults(handler=_validate)
 
     crd = sub.add_parser("crd", help="print the TrainingJob CRD generated from the spec models")
     crd.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
+    crd.set_defaults(handler=_print(render_crd_yaml))
 
     ref = sub.add_parser("reference", help="print the spec field reference (Markdown)")
     ref.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
-    return p
+    ref.set_defaults(handler=_print(render_reference))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"kubetrain: invalid job: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except JobFailed as exc:
-        if _interrupted.is_set():
+        if interrupted.is_set():
             raise KeyboardInterrupt from exc
         if exc.will_recur:
             print(f"kubetrain: {job.name}: invalid job, not retried: {exc}", file=sys.stderr)
@@ -100,44 +92,26 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _handle_interrupts() -> None:
-    # `kill`, a closed terminal or a pod's termination stop the run like Ctrl-C does.
-    def handler(signum: int, frame: object) -> None:
-        _interrupted.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+def _validate(args: argparse.Namespace) -> int:
+    job = check_job(load_job(args.file), source=str(args.file), on_cluster=args.cluster)
+    print(f"{args.file}: TrainingJob {job.name!r} is valid")
+    return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _handle_interrupts()
-    try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "validate":
-            job = check_job(load_job(args.file), source=str(args.file), on_cluster=args.cluster)
-            print(f"{args.file}: TrainingJob {job.name!r} is valid")
-            return 0
-        text = render_crd_yaml() if args.command == "crd" else render_reference()
+def _print(render: Callable[[], str]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        text = render()
         if args.output:
             args.output.write_text(text)
         else:
             sys.stdout.write(text)
         return 0
-    except InvalidTrainingJob as exc:
-        print(f"kubetrain: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except KeyboardInterrupt:
-        return _stop_interrupted()
-    except Exception:
-        if _interrupted.is_set():
-            return _stop_interrupted()
-        raise
+
+    return handler
 
 
-def _stop_interrupted() -> int:
+def stop_interrupted() -> int:
+    """After Ctrl-C in `kubetrain run`: stop the local Ray cluster, say so, exit 130."""
     print("\nkubetrain: interrupted; stopping the workers", file=sys.stderr)
     _shutdown_ray()
     return EXIT_INTERRUPTED
@@ -153,7 +127,3 @@ def _shutdown_ray() -> None:
             ray.shutdown()
     except Exception:  # shutting down anyway
         pass
-
-
-if __name__ == "__main__":
-    sys.exit(main())
