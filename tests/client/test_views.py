@@ -152,3 +152,11 @@ def test_now_is_utc() -> None:
     from kubetrain.client.views import now_utc
 
     assert now_utc().tzinfo is timezone.utc
+
+
+def test_the_status_page_shows_rays_coloured_log_prefixes_as_plain_text() -> None:
+    from kubetrain.cli.display import _ANSI
+
+    assert _ANSI.sub("", "\x1b[36m(RayTrainWorker pid=87)\x1b[0m epoch 3") == (
+        "(RayTrainWorker pid=87) epoch 3"
+    )

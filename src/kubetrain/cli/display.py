@@ -3,6 +3,7 @@ page and `metrics`' values. Pure text from typed values; the verbs write it out.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from kubetrain.client.views import (
 )
 
 BAR_WIDTH = 20  # characters between the brackets
+
+# Ray colours its log prefixes for a terminal; a status page shows them as text.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def progress_bar(epoch: int, total: int, width: int = BAR_WIDTH) -> str:
@@ -135,7 +139,7 @@ def render_status(st: JobStatus, now: datetime) -> str:
             lines.append(f"Log of pod {st.log_pod}: {st.log_note}")
         elif st.log_tail:
             lines.append(f"Log of pod {st.log_pod} (last {len(st.log_tail)} lines):")
-            lines += ["  " + line for line in st.log_tail]
+            lines += ["  " + _ANSI.sub("", line) for line in st.log_tail]
         else:
             lines.append(f"Log of pod {st.log_pod}: empty")
     return "\n".join(lines)
