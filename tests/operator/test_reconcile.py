@@ -59,6 +59,15 @@ def run_all(kube: FakeKube, ready: bool = True) -> None:
         set_pod(kube, name, phase="Running", conditions=conds)
 
 
+def fail_worker_1_for_object_store_memory(kube: FakeKube, free: int) -> None:
+    """Worker 1's Ray node exits as one does in too little memory (`free` bytes left)."""
+    tail = f"ValueError: Attempting to cap object store memory usage at {free} bytes"
+    failed = {"exitCode": 1, "reason": "Error", "message": tail}
+    set_pod(kube, "t-worker-1", phase="Failed", containerStatuses=[
+        {"name": "worker", "state": {"terminated": failed}}
+    ])  # fmt: skip
+
+
 def job(kube: FakeKube) -> dict[str, Any]:
     return kube.objects[("TrainingJob", "ml", "t")]
 
@@ -285,11 +294,7 @@ def test_a_worker_failing_the_same_way_on_every_start_fails_the_job_after_3_repl
     run_all(kube)
     settle(r)
     for free in (24454348, 24451002, 24460117, 24452222):
-        tail = f"ValueError: Attempting to cap object store memory usage at {free} bytes"
-        failed = {"exitCode": 1, "reason": "Error", "message": tail}
-        set_pod(kube, "t-worker-1", phase="Failed", containerStatuses=[
-            {"name": "worker", "state": {"terminated": failed}}
-        ])  # fmt: skip
+        fail_worker_1_for_object_store_memory(kube, free)
         settle(r)  # deleted, or at last the job fails
         settle(r)  # created again
     status = job(kube)["status"]
@@ -491,11 +496,7 @@ def test_what_the_limits_count_is_taken_from_the_operators_record_not_the_status
     run_all(kube)
     settle(r)
     for free in (24454348, 24451002, 24460117, 24452222):
-        tail = f"ValueError: Attempting to cap object store memory usage at {free} bytes"
-        failed = {"exitCode": 1, "reason": "Error", "message": tail}
-        set_pod(kube, "t-worker-1", phase="Failed", containerStatuses=[
-            {"name": "worker", "state": {"terminated": failed}}
-        ])  # fmt: skip
+        fail_worker_1_for_object_store_memory(kube, free)
         settle(r)
         forged = {"workerRestarts": 0, "workerFailureStreak": None, "restarts": 0}
         merge(job(kube)["status"], forged)

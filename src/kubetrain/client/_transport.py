@@ -169,6 +169,23 @@ class Transport:
         content_type: str = "application/json",
     ) -> Obj:
         """One request; its decoded JSON answer. Raises a ClusterError for anything else."""
+        data = self._body(method, path, request, query=query, body=body, content_type=content_type)
+        decoded = json.loads(data) if data else {}
+        if not isinstance(decoded, dict):
+            raise ClusterError(f"the API server answered {path} with something not an object")
+        return decoded
+
+    def text(self, path: str, request: Request, *, query: Mapping[str, str] | None = None) -> str:
+        """A GET whose answer is text (a pod's log)."""
+        data = self._body("GET", path, request, query=query, body=None,
+                          content_type="application/json")  # fmt: skip
+        return data.decode(errors="replace")
+
+    def _body(
+        self, method: str, path: str, request: Request, *, query: Mapping[str, str] | None,
+        body: object, content_type: str,
+    ) -> bytes:  # fmt: skip
+        """The answer's bytes, once its status says it succeeded; a ClusterError otherwise."""
         response = self._send(
             method, path, query=query, body=body, content_type=content_type,
             read_timeout=self.timeouts.read,
@@ -179,24 +196,7 @@ class Transport:
             raise self._unreachable(exc) from None
         if not 200 <= response.status < 300:
             raise error_for(response.status, data, request)
-        decoded = json.loads(data) if data else {}
-        if not isinstance(decoded, dict):
-            raise ClusterError(f"the API server answered {path} with something not an object")
-        return decoded
-
-    def text(self, path: str, request: Request, *, query: Mapping[str, str] | None = None) -> str:
-        """A GET whose answer is text (a pod's log)."""
-        response = self._send(
-            "GET", path, query=query, body=None, content_type="application/json",
-            read_timeout=self.timeouts.read,
-        )  # fmt: skip
-        try:
-            data: bytes = response.read()
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unreachable(exc) from None
-        if not 200 <= response.status < 300:
-            raise error_for(response.status, data, request)
-        return data.decode(errors="replace")
+        return data
 
     def lines(
         self,
