@@ -98,21 +98,17 @@ def _first_line(exc: BaseException) -> str:
 def job_path(namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
     """The TrainingJobs of `namespace` (None: of every namespace), one of them, its `sub`."""
     where = f"/namespaces/{quote(namespace)}" if namespace is not None else ""
-    path = f"/apis/{GROUP}/{VERSION}{where}/{PLURAL}"
-    if name is not None:
-        path += f"/{quote(name)}"
-    if sub is not None:
-        path += f"/{sub}"
-    return path
+    return _within(f"/apis/{GROUP}/{VERSION}{where}/{PLURAL}", name, sub)
 
 
 def pod_path(namespace: str, name: str | None = None, sub: str | None = None) -> str:
-    path = f"/api/v1/namespaces/{quote(namespace)}/pods"
-    if name is not None:
-        path += f"/{quote(name)}"
-    if sub is not None:
-        path += f"/{sub}"
-    return path
+    return _within(f"/api/v1/namespaces/{quote(namespace)}/pods", name, sub)
+
+
+def _within(collection: str, name: str | None, sub: str | None) -> str:
+    """`collection`, or one object of it (`name`), or that object's subresource `sub`."""
+    path = collection if name is None else f"{collection}/{quote(name)}"
+    return path if sub is None else f"{path}/{sub}"
 
 
 class Transport:
