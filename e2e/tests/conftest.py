@@ -217,10 +217,7 @@ def operator(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="session")
 def namespace(kubectl: Kubectl, operator: Operator) -> Iterator[str]:
     name = f"kubetrain-e2e-{uuid.uuid4().hex[:6]}"
-    kubectl.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    # Pods need the default ServiceAccount to exist before they are admitted.
-    wait_for("the default ServiceAccount", lambda: kubectl.get("sa", "default", namespace=name),
-             timeout=60)  # fmt: skip
+    kubectl.create_namespace(name)
     yield name
     # Jobs carry no finalizer: they go with their namespace, operator or not.
     kubectl.run("delete", "namespace", name, "--timeout=180s")

@@ -80,6 +80,12 @@ class Kubectl:
     def create(self, obj: Obj) -> None:
         self.run("create", "-f", "-", stdin=yaml.safe_dump(obj))
 
+    def create_namespace(self, name: str) -> None:
+        """A new namespace, once pods can be admitted there (its default ServiceAccount exists)."""
+        self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        wait_for("the default ServiceAccount", lambda: self.get("sa", "default", namespace=name),
+                 timeout=60)  # fmt: skip
+
     def delete(
         self, kind: str, name: str, *, namespace: str | None = None, wait: bool = False
     ) -> None:

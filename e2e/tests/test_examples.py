@@ -155,10 +155,8 @@ def mirror(kubectl: Kubectl, operator: Operator, figures: Figures) -> Iterator[M
     host_dir = Path("/tmp") / namespace
     jobs = [training_job(documents(p)) for p in EXAMPLE_FILES]
     write_mirror_root(host_dir, jobs)
-    kubectl.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    kubectl.create_namespace(namespace)
     try:
-        wait_for("the default ServiceAccount",
-                 lambda: kubectl.get("sa", "default", namespace=namespace), timeout=60)  # fmt: skip
         kubectl.create(_mirror_pod(namespace, host_dir))
         kubectl.create({
             "apiVersion": "v1", "kind": "Service",
@@ -221,10 +219,8 @@ def example(request: pytest.FixtureRequest, kubectl: Kubectl, mirror: Mirror) ->
     namespace = f"e2e-{path.stem}-{uuid.uuid4().hex[:4]}"
     docs = [size_overlay(d) for d in documents(path)]
     ex = Example(path, namespace, docs)
-    kubectl.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    kubectl.create_namespace(namespace)
     try:
-        wait_for("the default ServiceAccount",
-                 lambda: kubectl.get("sa", "default", namespace=namespace), timeout=60)  # fmt: skip
         dataset = ex.job["spec"]["dataset"]
         for claim in (d for d in docs if d.get("kind") == "PersistentVolumeClaim"):
             host_dir = Path("/tmp") / f"{namespace}-{claim['metadata']['name']}"

@@ -95,9 +95,7 @@ def free_port(host: str) -> int:
 @pytest.fixture(scope="module")
 def s3_namespace(kubectl: Kubectl, operator: Operator) -> Iterator[str]:
     name = f"e2e-s3-secret-{uuid.uuid4().hex[:4]}"
-    kubectl.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    wait_for("the default ServiceAccount", lambda: kubectl.get("sa", "default", namespace=name),
-             timeout=60)  # fmt: skip
+    kubectl.create_namespace(name)
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 

@@ -84,7 +84,7 @@ def intruder_says(kubectl: Kubectl, name: str, namespace: str) -> dict[str, str]
 @pytest.fixture
 def other_namespace(kubectl: Kubectl) -> Iterator[str]:
     name = f"intruders-{int(time.time())}"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    kubectl.create_namespace(name)
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
