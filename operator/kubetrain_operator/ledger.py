@@ -44,13 +44,11 @@ def trusted(status: TrainingJobStatus, annotations: Mapping[str, str]) -> Traini
             kept = json.loads(raw)
         except json.JSONDecodeError:
             kept = {}
-    defaults = OperatorStatus()
-    update = {name: getattr(defaults, name) for name in GUARDED}
+    # Fields the record lacks take OperatorStatus's defaults.
     parsed = OperatorStatus.model_validate(
         {k: v for k, v in kept.items() if k in field_names(OperatorStatus)}
     )
-    update.update({name: getattr(parsed, name) for name in GUARDED})
-    return status.model_copy(update=update)
+    return status.model_copy(update={name: getattr(parsed, name) for name in GUARDED})
 
 
 def changed(old: TrainingJobStatus, new: TrainingJobStatus) -> bool:
