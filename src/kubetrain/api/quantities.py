@@ -19,3 +19,8 @@ def memory_bytes(quantity: str) -> int:
         if quantity.endswith(suffix):
             return int(float(quantity[: -len(suffix)]) * _MEMORY_UNITS[suffix])
     return int(float(quantity))
+
+
+def is_number(value: object) -> bool:
+    """An int or a float, not a bool (NaN included: a diverged loss is still a loss)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

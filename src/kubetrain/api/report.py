@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kubetrain.api.quantities import is_number
+
 VAL_PREFIX = "val_"
 
 
@@ -85,8 +87,3 @@ class EpochReport(BaseModel):
         if self.train_loss is not None:
             out["train_loss"] = self.train_loss
         return out
-
-
-def is_number(value: object) -> bool:
-    """An int or a float, not a bool (NaN included: a diverged loss is still a loss)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -17,6 +17,7 @@ from kubetrain.api.deepspeed.config import (
     DeepSpeedConfigError,
     effective,
 )
+from kubetrain.api.quantities import is_number
 from kubetrain.api.spec import AggregationStrategy, TrainingJobSpec
 
 _OBJECT_SECTIONS = frozenset({
@@ -53,10 +54,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def check_raw(raw: object) -> None:
     """The raw config's shape: an object of known sections, each of the right type."""
     if not isinstance(raw, dict):
@@ -72,7 +69,7 @@ def check_raw(raw: object) -> None:
             raise _fail(key, f"must be an object, got {_kind(value)}")
         if key in _POSITIVE_INTS and not (_is_int(value) and value >= 1):
             raise _fail(key, f"must be a positive integer, got {value!r}")
-        if key in _NUMBERS and not (_is_number(value) and value >= 0):
+        if key in _NUMBERS and not (is_number(value) and value >= 0):
             raise _fail(key, f"must be a number >= 0, got {value!r}")
         if key in _BOOLS and not isinstance(value, bool):
             raise _fail(key, f"must be true or false, got {value!r}")
