@@ -18,6 +18,7 @@ test: setup
 crd: setup
 	.venv/bin/kubetrain crd -o crds/trainingjob.yaml
 	.venv/bin/python scripts/sync-chart.py  # the chart's copy of the CRDs and the RBAC rules
+	.venv/bin/kubetrain reference -o docs/spec-reference.md
 
 # End to end on a real cluster: e2e/cluster.sh up, images built and loaded, the chart installed,
 # e2e/tests run (e2e/run.sh; root; --kind for kind): the last stage of `make test`, alone.

@@ -223,6 +223,11 @@ def namespace(kubectl: Kubectl, operator: Operator) -> Iterator[str]:
     kubectl.run("delete", "namespace", name, "--timeout=180s")
 
 
+def checkpoint_host_dir(namespace: str) -> Path:
+    """Where the local cluster's checkpoint claim (below) keeps its files on this machine."""
+    return Path("/tmp") / f"{namespace}-checkpoints"
+
+
 @pytest.fixture(scope="session")
 def checkpoint_claim(kubectl: Kubectl, namespace: str) -> Iterator[str]:
     """A claim that the head and workers of a job share, so a replaced worker resumes.
@@ -237,7 +242,7 @@ def checkpoint_claim(kubectl: Kubectl, namespace: str) -> Iterator[str]:
     host_dir: Path | None = None
     spec: Obj = {"accessModes": [access], "resources": {"requests": {"storage": "1Gi"}}}
     if is_local_cluster(kubectl):
-        host_dir = Path("/tmp") / pv_name
+        host_dir = checkpoint_host_dir(namespace)
         host_dir.mkdir(mode=0o777)
         host_dir.chmod(0o1777)  # hostPath ignores fsGroup: the pods' user must write here
         kubectl.create({

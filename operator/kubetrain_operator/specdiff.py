@@ -4,7 +4,7 @@ A job runs with the spec it started with, frozen in its ConfigMap. An edit is co
 frozen spec field by field:
 
 - `runPolicy` is honoured at once (deadlines, backoffLimit, suspend, TTL, cleanPodPolicy);
-- `distributed.workers`, `distributed.resourcesPerWorker`, `pod` and `metrics` are honoured when
+- `distributed.workers`, `ranksPerPod`, `resourcesPerWorker`, `pod` and `metrics` are honoured when
   no pods run (before the start, or while suspended, which is how Kueue changes node selectors
   and tolerations), and refused while pods run;
 - everything else (model, dataset, training, backend, checkpoint) is refused once the job has
@@ -22,7 +22,13 @@ from typing import Any
 Json = dict[str, Any]
 
 LIVE_FIELDS = ("runPolicy",)
-WHEN_STOPPED_FIELDS = ("distributed.workers", "distributed.resourcesPerWorker", "pod", "metrics")
+WHEN_STOPPED_FIELDS = (
+    "distributed.workers",
+    "distributed.ranksPerPod",
+    "distributed.resourcesPerWorker",
+    "pod",
+    "metrics",
+)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ CAUGHT_BY_CEL = {
     "custom-without-entrypoint",
     "entrypoint-not-custom",
     "fp16-on-cpu",
+    "ranks-split-a-gpu",
     "claim-with-s3",
     "s3-endpoint-local-path",
     "env-value-and-secret",

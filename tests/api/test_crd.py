@@ -46,7 +46,7 @@ def test_crd_has_validation_defaults_status_and_columns() -> None:
     assert crd["spec"]["names"]["shortNames"] == ["tj"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Model", "Backend", "Workers", "Phase", "Epoch", "Metric", "Age"]
+    assert columns == ["Model", "Backend", "Workers", "Ranks", "Phase", "Epoch", "Metric", "Age"]
     spec = _schema()["properties"]["spec"]
     assert set(spec["required"]) == {"model", "dataset"}
     model_name = spec["properties"]["model"]["properties"]["name"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import pytest
 
@@ -260,16 +261,25 @@ def test_the_service_monitor_scrapes_the_metrics_service(helm: str) -> None:
 
 def test_the_pod_monitor_selects_the_workers_the_operator_creates(helm: str) -> None:
     """Checked against render/objects.py's worker pod, not against a copy of its labels."""
-    worker = worker_pod(api_job(metrics={"enabled": True}), 0, attempt=0, settings=PodSettings())
+    job = api_job(metrics={"enabled": True}, distributed={"ranksPerPod": 3})
+    worker = worker_pod(job, 0, attempt=0, settings=PodSettings())
     monitor = one(render(helm, MONITORING), "PodMonitor")
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= worker["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     (c,) = worker["spec"]["containers"]
-    assert endpoint["port"] in {p["name"] for p in c["ports"]}
+    # Every rank's port is scraped (Prometheus anchors the regex), and no other port.
+    (keep,) = [r for r in endpoint["relabelings"] if r.get("action") == "keep"]
+    assert keep["sourceLabels"] == ["__meta_kubernetes_pod_container_port_name"]
+    names = [p["name"] for p in c["ports"]]
+    assert names == ["metrics", "metrics-1", "metrics-2"]
+    assert all(re.fullmatch(keep["regex"], name) for name in names)
+    assert not any(re.fullmatch(keep["regex"], name) for name in ("gcs", "dashboard", "health"))
     # Whose series they are comes from the pod's metadata: user code runs in the pod.
     assert endpoint["honorLabels"] is False
-    relabeled = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    relabeled = {
+        r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"] if "targetLabel" in r
+    }
     assert relabeled["job"] == ["__meta_kubernetes_pod_label_kubetrain_io_job_name"]
     assert relabeled["namespace"] == ["__meta_kubernetes_namespace"]
     assert relabeled["rank"] == ["__meta_kubernetes_pod_label_kubetrain_io_rank"]

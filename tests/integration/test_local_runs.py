@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from kubetrain.api import TrainingJob
 from kubetrain.runner import run_job
-from tests.conftest import EXAMPLES, ROOT, job_dict, make_job
+from tests.conftest import EXAMPLES, ROOT, job_dict, make_job, named_job
 from tests.integration import crashy
 from tests.integration.cli_runs import KUBETRAIN, epoch_lines, interrupt, resumed_epochs, start
 from tests.integration.conftest import RecordingSink, free_port_pair
@@ -236,3 +237,29 @@ def test_a_worker_error_that_will_recur_ends_the_run_at_once_with_exit_2(
     # maxFailures is 3, but no retry was made: the same error would come back every time.
     assert "resuming from the last checkpoint" not in proc.stdout + proc.stderr
     assert "epoch 1" not in proc.stdout
+
+
+def test_a_job_resized_to_more_ranks_per_pod_resumes_its_checkpoint(
+    ray_cluster: None, sink: RecordingSink, tmp_path: Path
+) -> None:
+    """Suspended, then resumed with 2 ranks per pod instead of 1 (same pods): it goes on from
+    its checkpoint at the new world size, not from scratch."""
+    storage = str(tmp_path / "runs")
+
+    def job(epochs: int, ranks: int) -> TrainingJob:
+        return named_job(
+            "resized",
+            model={"name": "mlp", "inputSize": 784, "hiddenSizes": [32], "numClasses": 10},
+            dataset={"source": "digits", "batchSize": 32},
+            training={"epochs": epochs, "seed": 0},
+            distributed={"workers": 1, "ranksPerPod": ranks},
+            checkpoint={"storagePath": storage},
+            metrics={"enabled": False},
+        )
+
+    assert run_job(job(epochs=2, ranks=1), sink).status == "succeeded"
+    again = RecordingSink()
+    assert run_job(job(epochs=3, ranks=2), again).status == "succeeded"
+    assert [(r.epoch, r.world_size) for r in again.epochs] == [(3, 2)]
+    before, after = sink.epochs[-1].val["loss"], again.epochs[-1].val["loss"]
+    assert after < before, "it went on from the trained weights"

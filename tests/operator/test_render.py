@@ -69,7 +69,7 @@ HEAD_WRITABLE_VOLUMES = [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}]
 WRITABLE_MOUNTS = [{"name": "tmp", "mountPath": "/tmp"}]
 
 
-def test_gpu_worker_pod_golden() -> None:
+def test_gpu_worker_pod_golden_runs_one_rank_per_gpu() -> None:
     job = api_job(
         pod={
             "image": "registry.example/trainer:1.2",
@@ -79,11 +79,11 @@ def test_gpu_worker_pod_golden() -> None:
             "schedulerName": "volcano",
             "env": [{"name": "NCCL_DEBUG", "value": "INFO"}],
         },
-        distributed={"workers": 2, "resourcesPerWorker": {"cpu": "4", "memory": "16Gi", "gpu": 1}},
+        distributed={"workers": 2, "resourcesPerWorker": {"cpu": "4", "memory": "16Gi", "gpu": 4}},
         metrics={"enabled": True, "port": 9400},
     )
     resources = {
-        "cpu": "4", "memory": "16Gi", "ephemeral-storage": "10Gi", "nvidia.com/gpu": "1"
+        "cpu": "4", "memory": "16Gi", "ephemeral-storage": "10Gi", "nvidia.com/gpu": "4"
     }  # fmt: skip
     assert worker_pod(job, 1, attempt=2, settings=SETTINGS) == {
         "apiVersion": "v1",
@@ -121,7 +121,10 @@ def test_gpu_worker_pod_golden() -> None:
                         "--num-cpus",
                         "4",
                         "--num-gpus",
-                        "1",
+                        "4",
+                        # No ranksPerPod: one rank per GPU.
+                        "--ranks",
+                        "4",
                     ],
                     "env": [
                         *BASE_ENV,
@@ -137,7 +140,13 @@ def test_gpu_worker_pod_golden() -> None:
                         {"name": "dshm", "mountPath": "/dev/shm"},
                         *WRITABLE_MOUNTS,
                     ],
-                    "ports": [{"name": "metrics", "containerPort": 9400}],
+                    # Each rank serves its metrics on the port + its local rank.
+                    "ports": [
+                        {"name": "metrics", "containerPort": 9400},
+                        {"name": "metrics-1", "containerPort": 9401},
+                        {"name": "metrics-2", "containerPort": 9402},
+                        {"name": "metrics-3", "containerPort": 9403},
+                    ],
                 }
             ],
             "volumes": [
@@ -409,7 +418,7 @@ def test_cpu_pods_get_no_shm_and_fractional_cpus_round_up_for_ray() -> None:
     container = worker["spec"]["containers"][0]
     assert worker["spec"]["volumes"] == WRITABLE_VOLUMES  # no /dev/shm of its own
     assert container["volumeMounts"] == WRITABLE_MOUNTS
-    assert container["command"][-4:] == ["--num-cpus", "1", "--num-gpus", "0"]
+    assert container["command"][-6:] == ["--num-cpus", "1", "--num-gpus", "0", "--ranks", "1"]
     assert container["resources"]["limits"] == {
         "cpu": "500m", "memory": "2Gi", "ephemeral-storage": "10Gi"
     }  # fmt: skip

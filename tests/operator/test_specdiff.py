@@ -44,13 +44,20 @@ def test_model_and_backend_edits_are_refused_and_change_nothing() -> None:
 
 def test_workers_change_is_refused_while_running_and_taken_while_suspended() -> None:
     frozen = _spec(distributed={"workers": 2})
-    current = _spec(distributed={"workers": 4}, pod={"nodeSelector": {"pool": "b"}})
+    current = _spec(
+        distributed={"workers": 4, "ranksPerPod": 2}, pod={"nodeSelector": {"pool": "b"}}
+    )
     running = resolve_spec(frozen, current, pods_exist=True)
-    assert running.refused == ("distributed.workers", "pod.nodeSelector.pool")
+    assert running.refused == (
+        "distributed.ranksPerPod",
+        "distributed.workers",
+        "pod.nodeSelector.pool",
+    )
     assert running.effective["distributed"]["workers"] == 2
     stopped = resolve_spec(frozen, current, pods_exist=False)
     assert stopped.refused == ()
     assert stopped.effective["distributed"]["workers"] == 4
+    assert stopped.effective["distributed"]["ranksPerPod"] == 2
     assert stopped.effective["pod"]["nodeSelector"] == {"pool": "b"}
 
 

@@ -28,10 +28,10 @@ def test_wait_for_port_times_out() -> None:
     assert not wait_for_port("h", 1, timeout=3, connect=refuse, sleep=time.sleep, clock=time.clock)
 
 
-def test_worker_command_advertises_one_worker_slot() -> None:
-    assert worker_command("t-head.ml.svc:6379", num_cpus=4, num_gpus=1) == [
+def test_worker_command_advertises_one_worker_slot_per_rank() -> None:
+    assert worker_command("t-head.ml.svc:6379", num_cpus=4, num_gpus=8, ranks=8) == [
         "ray", "start", "--address=t-head.ml.svc:6379", "--block",
-        "--num-cpus=4", "--num-gpus=1", '--resources={"kubetrain_worker": 1}',
+        "--num-cpus=4", "--num-gpus=8", '--resources={"kubetrain_worker": 8}',
         "--disable-usage-stats",
     ]  # fmt: skip
 

@@ -235,8 +235,7 @@ def network_policy(job: TrainingJob, settings: PodSettings) -> Obj:
     nothing else reaches them. Egress is left alone: data, checkpoints and mirrors are outside."""
     own = {"podSelector": {"matchLabels": {LABEL_JOB: job.name}}}
     metrics = [{"port": settings.ports.metrics, "protocol": "TCP"}]
-    if job.spec.metrics.enabled:
-        metrics.append({"port": job.spec.metrics.port, "protocol": "TCP"})
+    metrics += [{"port": port, "protocol": "TCP"} for _, port in worker_metrics_ports(job)]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -495,9 +494,20 @@ def head_pod(job: TrainingJob, *, attempt: int, settings: PodSettings) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
+def worker_metrics_ports(job: TrainingJob) -> list[tuple[str, int]]:
+    """A worker pod's metrics ports, named: each of its ranks serves on the spec's port plus its
+    local rank ("metrics", "metrics-1", ...). None when metrics are off."""
+    metrics = job.spec.metrics
+    if not metrics.enabled:
+        return []
+    ranks = range(job.spec.distributed.ranks_in_pod)
+    return [("metrics" if r == 0 else f"metrics-{r}", metrics.port + r) for r in ranks]
+
+
 def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettings) -> Obj:
-    res = job.spec.distributed.resources_per_worker
-    # Ray counts whole CPUs; the Ray Train worker asks for the spec's CPUs, so one fits per pod.
+    dist = job.spec.distributed
+    res = dist.resources_per_worker
+    # Ray counts whole CPUs; the pod's ranks ask for the spec's CPUs between them, so they fit.
     ray_cpus = max(1, math.ceil(cpu_cores(res.cpu)))
     container = _container(
         job,
@@ -507,7 +517,10 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
             "-m",
             contract.MODULE,
             *contract.worker_args(
-                head_address=head_address(job, settings), num_cpus=ray_cpus, num_gpus=res.gpu
+                head_address=head_address(job, settings),
+                num_cpus=ray_cpus,
+                num_gpus=res.gpu,
+                ranks=dist.ranks_in_pod,
             ),
         ],
         _env(job, settings, {"KUBETRAIN_RANK": str(rank), "KUBETRAIN_ATTEMPT": str(attempt)}),
@@ -532,13 +545,14 @@ def worker_pod(job: TrainingJob, rank: int, *, attempt: int, settings: PodSettin
         worker_pod_name(job.name, rank),
         {LABEL_ROLE: Role.WORKER.value, LABEL_RANK: str(rank), LABEL_ATTEMPT: str(attempt)},
     )
-    metrics = job.spec.metrics
-    if metrics.enabled:
-        container["ports"] = [{"name": "metrics", "containerPort": metrics.port}]
+    ports = worker_metrics_ports(job)
+    if ports:
+        container["ports"] = [{"name": name, "containerPort": port} for name, port in ports]
+        # Scrapers that read these annotations take one port: local rank 0's.
         meta["annotations"] = {
             **meta.get("annotations", {}),
             "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(metrics.port),
+            "prometheus.io/port": str(job.spec.metrics.port),
         }
     spec = _pod_spec(job, settings, container, volumes, scratch=res.ephemeral_storage)
     if job.spec.pod.topology_spread_constraints:

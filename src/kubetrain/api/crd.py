@@ -36,6 +36,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Backend", "type": "string", "jsonPath": ".spec.distributed.backend"},
     {"name": "Workers", "type": "integer", "jsonPath": ".spec.distributed.workers"},
     {
+        "name": "Ranks",
+        "type": "integer",
+        "jsonPath": ".status.worldSize",
+        "description": "Training ranks: worker pods x ranks per pod.",
+        "priority": 1,
+    },
+    {
         "name": "Phase",
         "type": "string",
         "jsonPath": ".status.phase",

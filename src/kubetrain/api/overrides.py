@@ -13,6 +13,7 @@ class Overrides:
     """Command-line settings that replace spec fields (validated like the YAML itself)."""
 
     workers: int | None = None
+    ranks_per_pod: int | None = None
     backend: str | None = None
     storage_path: str | None = None
     metrics_port: int | None = None
@@ -24,6 +25,7 @@ class Overrides:
         spec = data["spec"]
         pairs = (
             (("distributed", "workers"), self.workers),
+            (("distributed", "ranksPerPod"), self.ranks_per_pod),
             (("distributed", "backend"), self.backend),
             (("checkpoint", "storagePath"), self.storage_path),
             (("metrics", "port"), self.metrics_port),

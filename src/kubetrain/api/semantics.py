@@ -184,6 +184,14 @@ def _hardware(spec: TrainingJobSpec) -> Iterator[Problem]:
             "spec.training.precision",
             "fp16 needs a GPU (distributed.resourcesPerWorker.gpu > 0); use bf16 or fp32 on CPU",
         )
+    ranks = spec.distributed.ranks_per_pod
+    if ranks is not None and res.gpu % ranks:
+        divisors = [n for n in range(1, res.gpu + 1) if res.gpu % n == 0]
+        yield Problem(
+            "spec.distributed.ranksPerPod",
+            f"{ranks} ranks cannot share {res.gpu} GPUs evenly (resourcesPerWorker.gpu); use "
+            f"{_either(divisors)}, or leave it out for one rank per GPU",
+        )
     if memory_bytes(res.memory) < MIN_WORKER_MEMORY:
         yield Problem(
             "spec.distributed.resourcesPerWorker.memory",
@@ -253,3 +261,9 @@ def check_spec(spec: TrainingJobSpec, *, on_cluster: bool = False) -> list[Probl
     rules = RULES + CLUSTER_RULES if on_cluster else RULES
     found = [problem for rule in rules for problem in rule(spec)]
     return list(dict.fromkeys(found))  # a DeepSpeed job's fp16 on CPU is caught twice
+
+
+def _either(numbers: list[int]) -> str:
+    """'1, 2 or 4'."""
+    words = [str(n) for n in numbers]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"

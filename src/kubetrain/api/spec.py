@@ -331,7 +331,7 @@ class ResourcesSpec(SpecModel):
     memory: str = Field(
         "2Gi", pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", description="Memory per worker."
     )
-    gpu: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per worker; >0 uses NCCL.")
+    gpu: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per worker pod; >0 uses NCCL.")
     ephemeral_storage: str = Field(
         "10Gi",
         pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$",
@@ -351,8 +351,25 @@ class ResourcesSpec(SpecModel):
 
 
 class DistributedSpec(SpecModel):
+    model_config = rules(
+        ("!has(self.ranksPerPod) || self.resourcesPerWorker.gpu % self.ranksPerPod == 0",
+         "spec.distributed.ranksPerPod must divide resourcesPerWorker.gpu (each rank gets the"
+         " same whole number of GPUs); leave it out for one rank per GPU"),
+    )  # fmt: skip
+
     backend: Backend = Field(Backend.DDP, description="Data-parallel engine.")
-    workers: int = Field(2, ge=1, le=1024, description="Ray Train workers (one pod each).")
+    workers: int = Field(
+        2, ge=1, le=1024, description="Worker pods (Ray nodes); each runs ranksPerPod ranks."
+    )
+    ranks_per_pod: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description=(
+            "Training ranks (Ray Train workers) in each worker pod; they share its"
+            " resourcesPerWorker. Default: one per GPU the pod asks for, one on CPU."
+        ),
+    )
     resources_per_worker: ResourcesSpec = Field(default_factory=ResourcesSpec)
     aggregation: AggregationSpec = Field(default_factory=AggregationSpec)
     deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
@@ -366,6 +383,18 @@ class DistributedSpec(SpecModel):
             " default: its Jobs API runs code in the job's pods."
         ),
     )
+
+    @property
+    def ranks_in_pod(self) -> int:
+        """ranksPerPod, or one rank per GPU the pod asks for (one on CPU)."""
+        if self.ranks_per_pod is not None:
+            return self.ranks_per_pod
+        return max(1, self.resources_per_worker.gpu)
+
+    @property
+    def world_size(self) -> int:
+        """Training ranks in all: worker pods x ranks in each."""
+        return self.workers * self.ranks_in_pod
 
 
 # --------------------------------------------------------------------------- checkpoint & metrics

@@ -115,6 +115,9 @@ class ProgressStatus(StatusModel):
     epoch: int | None = Field(None, description="Last completed epoch.")
     total_epochs: int | None = None
     step: int | None = Field(None, description="Optimizer steps so far.")
+    world_size: int | None = Field(
+        None, description="Training ranks in the latest epoch: worker pods x ranks per pod."
+    )
     loss: float | None = Field(None, description="Latest validation loss.")
     metrics: dict[str, float] = Field(default_factory=dict, description="Latest val metrics.")
     metric_summary: str | None = Field(None, description="e.g. accuracy=0.973, for the column.")

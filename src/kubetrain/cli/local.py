@@ -11,6 +11,7 @@ from pathlib import Path
 from kubetrain.api import check_job, load_job, render_crd_yaml
 from kubetrain.api.overrides import Overrides
 from kubetrain.api.reference import render_reference
+from kubetrain.api.spec import DistributedSpec
 from kubetrain.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, interrupted
 
 
@@ -18,6 +19,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run = sub.add_parser("run", help="train a TrainingJob YAML on a local Ray cluster")
     run.add_argument("file", type=Path, help="TrainingJob YAML (the same you would kubectl apply)")
     run.add_argument("--workers", type=int, help="override spec.distributed.workers")
+    run.add_argument(
+        "--ranks-per-pod", type=int, help="override spec.distributed.ranksPerPod (ranks per worker)"
+    )
     run.add_argument("--backend", help="override spec.distributed.backend (ddp, deepspeed)")
     run.add_argument("--epochs", type=int, help="override spec.training.epochs")
     run.add_argument("--storage", help="override spec.checkpoint.storagePath")
@@ -50,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     job = load_job(args.file)
     job = Overrides(
         workers=args.workers,
+        ranks_per_pod=args.ranks_per_pod,
         backend=args.backend,
         storage_path=args.storage,
         metrics_port=args.metrics_port,
@@ -64,12 +69,12 @@ def _run(args: argparse.Namespace) -> int:
     spec = job.spec
     print(
         f"kubetrain: {job.name}: {spec.model.name.value} on {spec.dataset.source.value}, "
-        f"{spec.distributed.workers} worker(s), {spec.distributed.backend.value}, "
+        f"{_workers(spec.distributed)}, {spec.distributed.backend.value}, "
         f"{spec.training.epochs} epochs; checkpoints in {spec.checkpoint.storage_path}",
         flush=True,
     )
     if spec.metrics.enabled:
-        last = spec.metrics.port + spec.distributed.workers - 1
+        last = spec.metrics.port + spec.distributed.world_size - 1
         print(f"kubetrain: metrics on http://127.0.0.1:{spec.metrics.port}-{last}/metrics")
     try:
         result = run_job(
@@ -127,3 +132,9 @@ def _shutdown_ray() -> None:
             ray.shutdown()
     except Exception:  # shutting down anyway
         pass
+
+
+def _workers(dist: DistributedSpec) -> str:
+    """'2 worker(s)', or '2 worker(s) x 2 ranks' when pods run several ranks."""
+    pods = f"{dist.workers} worker(s)"
+    return pods if dist.ranks_in_pod == 1 else f"{pods} x {dist.ranks_in_pod} ranks"

@@ -35,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--head-address", required=True, help="HOST:PORT of the head's GCS")
     worker.add_argument("--num-cpus", type=int, default=1)
     worker.add_argument("--num-gpus", type=int, default=0)
+    worker.add_argument("--ranks", type=int, default=1, help="training ranks this node takes")
     worker.add_argument("--wait", type=float, default=600.0, help="seconds to wait for the head")
     return p
 
@@ -50,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     if args.role == contract.WORKER:
         return run_worker(
-            args.head_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, wait=args.wait
+            args.head_address,
+            num_cpus=args.num_cpus,
+            num_gpus=args.num_gpus,
+            ranks=args.ranks,
+            wait=args.wait,
         )
     ports = HeadPorts(args.gcs_port, args.dashboard_port, args.metrics_port)
     return run_head(args.job_file, ports, storage_path=args.storage_path, env=os.environ)

@@ -17,7 +17,8 @@ JOB_FILE = f"{CONFIG_DIR}/{CONFIG_KEY}"
 # operator sets Running once the head is Ready.
 TRAINING_MARKER = "/tmp/kubetrain/training"  # inside the container
 
-# One of this custom Ray resource per worker pod: one Ray Train worker lands on each.
+# A worker pod's Ray node offers one of this custom Ray resource per training rank, and each Ray
+# Train worker asks for one: each pod gets exactly its ranks (spec.distributed.ranksPerPod).
 WORKER_RESOURCE = "kubetrain_worker"
 
 # The head's exit codes, read by the operator.
@@ -51,11 +52,13 @@ def head_args(
     return args
 
 
-def worker_args(*, head_address: str, num_cpus: int, num_gpus: int) -> list[str]:
-    """A worker pod's arguments after `python -m kubetrain.pods`."""
+def worker_args(*, head_address: str, num_cpus: int, num_gpus: int, ranks: int) -> list[str]:
+    """A worker pod's arguments after `python -m kubetrain.pods`. `ranks`: the training ranks
+    this pod's Ray node takes."""
     return [
         WORKER,
         "--head-address", head_address,
         "--num-cpus", str(num_cpus),
         "--num-gpus", str(num_gpus),
+        "--ranks", str(ranks),
     ]  # fmt: skip

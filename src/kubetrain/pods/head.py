@@ -87,19 +87,21 @@ def run_head(
     cluster = LocalCluster(address="auto", verbose=True)
     start_ray(cluster)
 
-    workers = job.spec.distributed.workers
+    dist = job.spec.distributed
+    workers, ranks = dist.workers, dist.ranks_in_pod
     log.info("connected to Ray; waiting for %d worker pod(s) to join", workers)
     timeout = float(job.spec.run_policy.startup_deadline_seconds)
     joined = wait_for_workers(
         workers,
         timeout=timeout,
-        available=lambda: float(ray.cluster_resources().get(WORKER_RESOURCE, 0.0)),  # type: ignore[no-untyped-call]
+        # Each worker pod's node offers one WORKER_RESOURCE per rank.
+        available=lambda: float(ray.cluster_resources().get(WORKER_RESOURCE, 0.0)) / ranks,  # type: ignore[no-untyped-call]
     )
     if joined < workers:
         return terminate(
             EXIT_FAILED, f"only {joined:.0f} of {workers} worker pods joined Ray in {timeout:.0f} s"
         )
-    log.info("%d worker pod(s) joined; starting Ray Train", workers)
+    log.info("%d worker pod(s) joined, %d rank(s) each; starting Ray Train", workers, ranks)
     marker = Path(TRAINING_MARKER)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()  # the readiness probe turns the pod Ready: the job is Running
@@ -110,8 +112,8 @@ def run_head(
             job,
             StatusSink(writer.patch),
             cluster=cluster,
+            # A pod's ranks serve metrics on its port + their local rank.
             metrics_port_per_rank=False,
-            # One training worker per worker pod: the pod's resources and metrics port are its.
             worker_resources={WORKER_RESOURCE: 1.0},
         )
     except PreflightError as exc:

@@ -1,7 +1,7 @@
 """Starting a Ray node in a pod: the head's, and each worker pod's.
 
 A worker pod waits until the head's GCS port answers, then runs `ray start --block` with one
-`kubetrain_worker` resource, so that exactly one Ray Train worker lands on it.
+`kubetrain_worker` resource per training rank, so that exactly its ranks land on it.
 """
 
 from __future__ import annotations
@@ -105,19 +105,19 @@ def wait_for_port(
             sleep(1.0)
 
 
-def worker_command(address: str, *, num_cpus: int, num_gpus: int) -> list[str]:
+def worker_command(address: str, *, num_cpus: int, num_gpus: int, ranks: int) -> list[str]:
     return [
         "ray", "start", f"--address={address}", "--block",
         f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
-        f"--resources={json.dumps({WORKER_RESOURCE: 1})}", "--disable-usage-stats",
+        f"--resources={json.dumps({WORKER_RESOURCE: ranks})}", "--disable-usage-stats",
     ]  # fmt: skip
 
 
-def run_worker(head_address: str, *, num_cpus: int, num_gpus: int, wait: float) -> int:
+def run_worker(head_address: str, *, num_cpus: int, num_gpus: int, ranks: int, wait: float) -> int:
     """A worker pod's life: join the head's Ray cluster and stay until the node stops."""
     host, _, port = head_address.rpartition(":")
     if not wait_for_port(host, int(port), timeout=wait):
         return terminate(EXIT_FAILED, f"the Ray head {head_address} did not answer in {wait:.0f} s")
-    command = worker_command(head_address, num_cpus=num_cpus, num_gpus=num_gpus)
+    command = worker_command(head_address, num_cpus=num_cpus, num_gpus=num_gpus, ranks=ranks)
     # `ray start --block` returns when the node stops: the pod's exit code is Ray's.
     return start_ray_node(lambda: ray_process(command), ray_stop)

@@ -37,6 +37,8 @@ def progress_status(
     }
     if report.step is not None:
         fields["step"] = report.step
+    if report.world_size is not None:
+        fields["world_size"] = report.world_size
     if report.val_loss is not None:
         fields["loss"] = round(report.val_loss, 6)
     if report.metric is not None:

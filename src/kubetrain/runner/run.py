@@ -69,7 +69,9 @@ def run_job(
     """Train `job` to the end. Raises JobFailed (with the cause) if training fails.
 
     `worker_resources` are custom Ray resources each training worker asks for on top of its
-    CPUs and GPUs (the operator's pods offer one `kubetrain_worker` each: one worker per pod).
+    CPUs and GPUs (a worker pod offers one `kubetrain_worker` per rank it runs).
+    `metrics_port_per_rank`: each rank serves metrics on the port + its world rank (one
+    machine); else + its local rank (the ranks of one pod).
     """
     spec = preflight.resolve_deepspeed_config(job.spec)
     job = job.model_copy(update={"spec": spec})

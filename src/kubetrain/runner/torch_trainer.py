@@ -28,11 +28,15 @@ def build_trainer(
     local_cluster: bool,
 ) -> LeanTorchTrainer:
     spec = job.spec
-    res = spec.distributed.resources_per_worker
+    dist = spec.distributed
+    res = dist.resources_per_worker
     use_gpu = res.gpu > 0
-    per_worker: dict[str, float] = {"CPU": cpu_cores(res.cpu), **(worker_resources or {})}
+    # A worker pod's resources are shared by its ranks (Ray Train workers): Ray places
+    # ranks_in_pod of them on each pod's Ray node, one GPU (or several) each.
+    ranks = dist.ranks_in_pod
+    per_worker: dict[str, float] = {"CPU": cpu_cores(res.cpu) / ranks, **(worker_resources or {})}
     if use_gpu:
-        per_worker["GPU"] = float(res.gpu)
+        per_worker["GPU"] = res.gpu / ranks
     config = worker_config(
         spec,
         job=job.name,
@@ -54,13 +58,13 @@ def build_trainer(
         # gloo on CPU, NCCL on GPU.
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=spec.distributed.workers, use_gpu=use_gpu, resources_per_worker=per_worker
+            num_workers=dist.world_size, use_gpu=use_gpu, resources_per_worker=per_worker
         ),
         run_config=ray.train.RunConfig(
             name=job.name,
             storage_path=storage.path,
             storage_filesystem=storage.filesystem,
-            failure_config=ray.train.FailureConfig(max_failures=spec.distributed.max_failures),
+            failure_config=ray.train.FailureConfig(max_failures=dist.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
             callbacks=callbacks,
         ),

@@ -13,6 +13,7 @@ from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.trainer.entrypoints import EntrypointError, import_entrypoint
 from kubetrain.trainer.failures import WillRecur, recurring_setup_error
 from kubetrain.trainer.loop import WorkerIdentity, WorkerLoop
+from kubetrain.trainer.say import say
 
 
 def worker_config(
@@ -49,8 +50,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     who = WorkerIdentity(
         config["job"], config["namespace"], ctx.get_world_rank(), ctx.get_world_size()
     )
+    device = ray.train.torch.get_device()
+    # Which rank runs where: with several ranks per pod, each has its own local rank and device.
+    say(
+        f"rank {who.rank} of {who.world_size}: local rank {ctx.get_local_rank()} of "
+        f"{ctx.get_local_world_size()} on node {ctx.get_node_rank()}, device {device}"
+    )
     try:
-        loop = WorkerLoop(spec, who, ray.train.torch.get_device())
+        loop = WorkerLoop(spec, who, device)
     except Exception as exc:
         # Data and model are set up by what the user wrote: some mistakes only show here.
         recurring = recurring_setup_error(exc)
@@ -64,7 +71,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     loop.start()
     port = config.get("metrics_port")
     if port:
-        loop.serve_metrics(int(port) + (who.rank if config.get("metrics_port_per_rank") else 0))
+        # One machine: a port per rank. A worker pod: a port per rank in the pod.
+        per_rank = config.get("metrics_port_per_rank")
+        loop.serve_metrics(int(port) + (who.rank if per_rank else ctx.get_local_rank()))
 
     def report(epoch: EpochReport, directory: Path | None) -> None:
         saved = ray.train.Checkpoint.from_directory(str(directory)) if directory else None

@@ -139,12 +139,13 @@ def _check_effective(spec: TrainingJobSpec, config: dict[str, Any]) -> None:
     want = (
         spec.dataset.batch_size
         * spec.training.gradient_accumulation_steps
-        * spec.distributed.workers
+        * spec.distributed.world_size
     )
     if total not in (None, AUTO, want):
         raise _fail(
             "train_batch_size",
-            f"{total} != batchSize x gradientAccumulationSteps x workers ({want}); leave it out",
+            f"{total} != batchSize x gradientAccumulationSteps x workers x ranksPerPod ({want});"
+            " leave it out",
         )
     zero = config["zero_optimization"]
     stage = zero.get("stage", 0)

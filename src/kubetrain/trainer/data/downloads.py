@@ -19,9 +19,7 @@ import errno
 import fcntl
 import hashlib
 import http.client
-import logging
 import os
-import sys
 import tempfile
 import time
 import urllib.error
@@ -33,8 +31,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from kubetrain.api.mirrors import CHECKSUM_SIDECAR, MIRROR_SETTING, PublicFile
-
-log = logging.getLogger(__name__)
+from kubetrain.trainer.say import say
 
 DOCS = "docs/air-gapped.md"
 CHUNK = 1 << 20
@@ -67,15 +64,6 @@ def default_cache_dir() -> Path:
     ~/.cache/kubetrain (in the trainer image HOME is /tmp, a per-pod emptyDir)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "kubetrain"
-
-
-def say(message: str) -> None:
-    """A line for whoever watches the job: to the log when logging is set up (the pod program),
-    else to stderr (Ray workers leave the root logger unconfigured, and forward stderr)."""
-    if log.isEnabledFor(logging.INFO) and log.hasHandlers():
-        log.info(message)
-    else:
-        print(f"kubetrain: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
