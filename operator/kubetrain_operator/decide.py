@@ -68,6 +68,7 @@ class Situation:
     pods: tuple[PodView, ...]  # pods owned by this job, of any attempt
     now: datetime
     invalid: str | None = None  # why the spec cannot run (parse or pod creation refused)
+    gang_missing: str | None = None  # why the gang scheduler's PodGroup cannot be made
     refused: tuple[str, ...] = ()  # spec fields whose edit is refused (see specdiff)
     refused_message: str = ""
 
@@ -325,6 +326,14 @@ def invalid_spec(f: Facts) -> Decision | None:
     return _fail(f, Reason.INVALID_SPEC.value, f.s.invalid)
 
 
+def gang_scheduler_missing(f: Facts) -> Decision | None:
+    """The spec names a gang scheduler whose PodGroup API the cluster lacks: retrying cannot
+    help, so the job fails before any pod exists."""
+    if f.s.gang_missing is None:
+        return None
+    return _fail(f, Reason.GANG_SCHEDULER_MISSING.value, f.s.gang_missing)
+
+
 def suspended(f: Facts) -> Decision | None:
     if not f.s.spec.run_policy.suspend:
         return None
@@ -500,6 +509,7 @@ Rule = Callable[[Facts], Decision | None]
 RULES: tuple[Rule, ...] = (
     finished,
     invalid_spec,
+    gang_scheduler_missing,
     suspended,
     past_active_deadline,
     head_succeeded,

@@ -67,6 +67,7 @@ class Reason(str, Enum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     STARTUP_DEADLINE_EXCEEDED = "StartupDeadlineExceeded"
     INVALID_SPEC = "InvalidSpec"
+    GANG_SCHEDULER_MISSING = "GangSchedulerMissing"  # spec.scheduling.gang's CRD is not installed
     SPEC_CHANGE_REFUSED = "SpecChangeRefused"
     TRAINING_FAILED = "TrainingFailed"
     WORKERS_FAIL_REPEATEDLY = "WorkersFailRepeatedly"
