@@ -238,11 +238,30 @@ class Facts:
             return None
         return self.policy.image_pull_grace_seconds - _age(pod, self.s.now)
 
+    @cached_property
+    def admitted_at(self) -> datetime | None:
+        """When the job last left a queue: the Queued condition's turn to False, or now if the
+        status still says queued (this pass sees the gates gone). None if it never queued."""
+        for cond in self.s.status.conditions:
+            if cond.type is ConditionType.QUEUED:
+                return (
+                    self.s.now if cond.status == "True" else parse_time(cond.last_transition_time)
+                )
+        return None
+
+    def _startup_age(self, pod: PodView) -> float:
+        """Seconds a pod has had to start: since it was made, or since the queue let it go."""
+        start = pod.created or self.s.now
+        if self.admitted_at is not None:
+            start = max(start, self.admitted_at)
+        return (self.s.now - start).total_seconds()
+
     def startup_left(self, pod: PodView) -> float | None:
-        """Until a pod that is not running yet reaches startupDeadlineSeconds."""
-        if pod.running:
+        """Until a pod that is not running yet reaches startupDeadlineSeconds. A gated pod waits
+        in a queue and has no deadline."""
+        if pod.running or pod.gated:
             return None
-        return self.s.spec.run_policy.startup_deadline_seconds - _age(pod, self.s.now)
+        return self.s.spec.run_policy.startup_deadline_seconds - self._startup_age(pod)
 
     @property
     def driver_startup_left(self) -> float | None:
@@ -252,7 +271,7 @@ class Facts:
         training = _is_true(self.s.status, ConditionType.RUNNING)
         if head is None or not head.running or head.ready or training:
             return None
-        return self.s.spec.run_policy.startup_deadline_seconds - _age(head, self.s.now)
+        return self.s.spec.run_policy.startup_deadline_seconds - self._startup_age(head)
 
     @property
     def missing(self) -> list[PodKey]:
