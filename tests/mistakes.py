@@ -111,6 +111,14 @@ MISTAKES: list[tuple[str, dict[str, Any], str, str]] = [
                                   "dataset": {"source": "cifar10", "path": "cache",
                                               "claimName": "data"}},
      "spec.dataset.path", "give the absolute path"),
+    # spec.scheduling: each gang scheduler's settings need that scheduler.
+    ("volcano-queue-with-coscheduling", {"scheduling": {"gang": "coscheduling", "queue": "q"}},
+     "spec.scheduling.queue", "set gang: volcano, or drop queue"),
+    ("volcano-queue-without-gang", {"scheduling": {"queue": "q"}},
+     "spec.scheduling.queue", "set gang: volcano"),
+    ("schedule-timeout-with-volcano",
+     {"scheduling": {"gang": "volcano", "scheduleTimeoutSeconds": 60}},
+     "spec.scheduling.scheduleTimeoutSeconds", "set gang: coscheduling, or drop it"),
 ]  # fmt: skip
 
 

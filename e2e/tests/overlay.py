@@ -26,7 +26,7 @@ about a minute, and changes nothing else:
 
 Everything else stays as written: the model, the data source and its path, the optimizer and
 schedule, precision, freezing, early stopping, the backend, checkpoint paths and their claims,
-run policies (`kueue.yaml` stays suspended until admitted, as its comment says), and the other
+run policies (an example created suspended stays so until the test unsuspends it), and the other
 documents in the file (the PersistentVolumeClaims). The examples' downloads go to the in-cluster
 mirror through the chart's `mirrors` values (the operator passes them to every pod), not through
 the overlay: the jobs' specs carry no mirror setting, as on an air-gapped cluster.

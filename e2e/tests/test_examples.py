@@ -246,7 +246,7 @@ def _run(kubectl: Kubectl, ex: Example) -> tuple[Obj, float]:
     t0 = time.monotonic()
     kubectl.run("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(ex.docs))
     if ex.job["spec"].get("runPolicy", {}).get("suspend"):
-        # Queued (kueue.yaml): no pods until admitted; then what its comment says admission does.
+        # Created suspended: no pods until unsuspended, which is what a queue's admission does.
         wait_for(f"job {name} to be Suspended",
                  lambda: job_status(kubectl, name, namespace).get("phase") == "Suspended",
                  timeout=60)  # fmt: skip

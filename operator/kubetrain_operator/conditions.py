@@ -8,6 +8,7 @@ own. `status_patch` keeps only what changed, so an unchanged job costs no write.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from kubetrain_operator.decide import (
     Situation,
     expected_pods,
 )
+from kubetrain_operator.observe import PodView
 from kubetrain_operator.render.names import Role
 from kubetrain_operator.timestamps import rfc3339
 
@@ -114,6 +116,7 @@ def _observe_pods(s: Situation, d: Decision, book: ConditionBook) -> None:
     elif not book.is_true(ConditionType.RESTARTING):
         message = f"waiting for {len(waiting)} pod(s) to run: {', '.join(waiting)}"
         book.set(ConditionType.PODS_READY, False, Reason.PODS_PENDING.value, message)
+    _observe_queue(current.values(), book)
     if head_ready:
         # Sticky for the attempt: a flapping probe must not flap the phase.
         training = "the driver is training"
@@ -124,6 +127,19 @@ def _observe_pods(s: Situation, d: Decision, book: ConditionBook) -> None:
             )
     elif book.get(ConditionType.RUNNING) is None:
         book.set(ConditionType.RUNNING, False, Reason.PODS_PENDING.value, "training not started")
+
+
+def _observe_queue(pods: Iterable[PodView], book: ConditionBook) -> None:
+    """Queued while a pod of the attempt is gated (Kueue's admission); False once none is."""
+    gated = [p for p in pods if p.gated]
+    if gated:
+        gates = sorted({g for p in gated for g in p.gates}) or ["a scheduling gate"]
+        names = ", ".join(p.name for p in gated)
+        message = f"waiting for admission: {names} held by {', '.join(gates)}"
+        book.set(ConditionType.QUEUED, True, Reason.WAITING_FOR_ADMISSION.value, message)
+    elif book.is_true(ConditionType.QUEUED):
+        message = "admitted: the pods' scheduling gates are gone"
+        book.set(ConditionType.QUEUED, False, Reason.ADMITTED.value, message)
 
 
 def next_status(

@@ -68,6 +68,7 @@ class Situation:
     pods: tuple[PodView, ...]  # pods owned by this job, of any attempt
     now: datetime
     invalid: str | None = None  # why the spec cannot run (parse or pod creation refused)
+    gang_missing: str | None = None  # why the gang scheduler's PodGroup cannot be made
     refused: tuple[str, ...] = ()  # spec fields whose edit is refused (see specdiff)
     refused_message: str = ""
 
@@ -237,11 +238,30 @@ class Facts:
             return None
         return self.policy.image_pull_grace_seconds - _age(pod, self.s.now)
 
+    @cached_property
+    def admitted_at(self) -> datetime | None:
+        """When the job last left a queue: the Queued condition's turn to False, or now if the
+        status still says queued (this pass sees the gates gone). None if it never queued."""
+        for cond in self.s.status.conditions:
+            if cond.type is ConditionType.QUEUED:
+                return (
+                    self.s.now if cond.status == "True" else parse_time(cond.last_transition_time)
+                )
+        return None
+
+    def _startup_age(self, pod: PodView) -> float:
+        """Seconds a pod has had to start: since it was made, or since the queue let it go."""
+        start = pod.created or self.s.now
+        if self.admitted_at is not None:
+            start = max(start, self.admitted_at)
+        return (self.s.now - start).total_seconds()
+
     def startup_left(self, pod: PodView) -> float | None:
-        """Until a pod that is not running yet reaches startupDeadlineSeconds."""
-        if pod.running:
+        """Until a pod that is not running yet reaches startupDeadlineSeconds. A gated pod waits
+        in a queue and has no deadline."""
+        if pod.running or pod.gated:
             return None
-        return self.s.spec.run_policy.startup_deadline_seconds - _age(pod, self.s.now)
+        return self.s.spec.run_policy.startup_deadline_seconds - self._startup_age(pod)
 
     @property
     def driver_startup_left(self) -> float | None:
@@ -251,7 +271,7 @@ class Facts:
         training = _is_true(self.s.status, ConditionType.RUNNING)
         if head is None or not head.running or head.ready or training:
             return None
-        return self.s.spec.run_policy.startup_deadline_seconds - _age(head, self.s.now)
+        return self.s.spec.run_policy.startup_deadline_seconds - self._startup_age(head)
 
     @property
     def missing(self) -> list[PodKey]:
@@ -323,6 +343,14 @@ def invalid_spec(f: Facts) -> Decision | None:
     if f.s.invalid is None:
         return None
     return _fail(f, Reason.INVALID_SPEC.value, f.s.invalid)
+
+
+def gang_scheduler_missing(f: Facts) -> Decision | None:
+    """The spec names a gang scheduler whose PodGroup API the cluster lacks: retrying cannot
+    help, so the job fails before any pod exists."""
+    if f.s.gang_missing is None:
+        return None
+    return _fail(f, Reason.GANG_SCHEDULER_MISSING.value, f.s.gang_missing)
 
 
 def suspended(f: Facts) -> Decision | None:
@@ -500,6 +528,7 @@ Rule = Callable[[Facts], Decision | None]
 RULES: tuple[Rule, ...] = (
     finished,
     invalid_spec,
+    gang_scheduler_missing,
     suspended,
     past_active_deadline,
     head_succeeded,

@@ -42,6 +42,16 @@ _COLLECTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+class MissingApi(RuntimeError):
+    """The API server serves no such kind: the CRD of another project's resource (a gang
+    scheduler's PodGroup) is not installed."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        super().__init__(f"the API server does not serve {kind} {api_version}")
+        self.api_version = api_version
+        self.kind = kind
+
+
 class ApiError(RuntimeError):
     """A non-2xx answer other than the ones a method documents as normal."""
 
@@ -74,8 +84,22 @@ def api_client(
     return k8s.ApiClient(cfg)
 
 
-def _path(kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
-    prefix, plural = _COLLECTIONS[kind]
+def _path(
+    kind: str,
+    namespace: str,
+    name: str | None = None,
+    sub: str | None = None,
+    *,
+    api_version: str | None = None,
+) -> str:
+    """The path of a kind we create; a kind of no group of ours (a PodGroup) by its
+    `api_version`, at the plural Kubernetes derives from the kind."""
+    if kind in _COLLECTIONS:
+        prefix, plural = _COLLECTIONS[kind]
+    elif api_version is not None:
+        prefix, plural = f"/apis/{api_version}", f"{kind.lower()}s"
+    else:
+        raise KeyError(f"{kind}: give its api_version")
     path = f"{prefix}/namespaces/{quote(namespace)}/{plural}"
     if name is not None:
         path += f"/{quote(name)}"
@@ -240,20 +264,27 @@ class Kube:
         )
 
     def create(self, obj: Obj) -> bool:
-        """Creates `obj` in its namespace. True if created, False if it already existed (409)."""
+        """Creates `obj` in its namespace. True if created, False if it already existed (409).
+        Raises MissingApi for a kind of another project (a PodGroup) that is not served (404)."""
         meta = obj["metadata"]
+        kind = obj["kind"]
+        path = _path(kind, meta["namespace"], api_version=obj["apiVersion"])
         try:
             # The answer echoes the whole object back, and nothing reads it: not worth decoding.
-            self._call("POST", _path(obj["kind"], meta["namespace"]), body=obj, decode=False)
+            created = self._call("POST", path, body=obj, decode=False)
         except ApiError as exc:
             if exc.status == 409 and exc.reason == "AlreadyExists":
                 return False
             raise
+        if created is None and kind not in _COLLECTIONS:
+            raise MissingApi(obj["apiVersion"], kind)
         return True
 
-    def get(self, *, kind: str, namespace: str, name: str) -> Obj | None:
+    def get(
+        self, *, kind: str, namespace: str, name: str, api_version: str | None = None
+    ) -> Obj | None:
         """One object of a kind we create, or None if there is none."""
-        return self._call("GET", _path(kind, namespace, name))
+        return self._call("GET", _path(kind, namespace, name, api_version=api_version))
 
     def delete_pod(self, *, namespace: str, name: str, uid: str | None = None) -> None:
         """Deletes a pod; with `uid`, only that very pod, never a successor with the same name.

@@ -163,6 +163,19 @@ class PodView:
         return None
 
     @property
+    def gates(self) -> tuple[str, ...]:
+        """The scheduling gates that hold the pod back (Kueue's admission), if any."""
+        gates = (self.raw.get("spec") or {}).get("schedulingGates") or []
+        return tuple(str(g.get("name", "")) for g in gates)
+
+    @property
+    def gated(self) -> bool:
+        """Waiting for whoever holds its scheduling gates: queued, not stuck."""
+        scheduled = self.condition("PodScheduled") or {}
+        held = (scheduled.get("status"), scheduled.get("reason")) == ("False", "SchedulingGated")
+        return not self.finished and (bool(self.gates) or held)
+
+    @property
     def ready(self) -> bool:
         cond = self.condition("Ready")
         return self.running and cond is not None and cond.get("status") == "True"

@@ -35,7 +35,7 @@ from kubetrain_operator import ledger
 from kubetrain_operator.conditions import events_for, next_status, status_patch
 from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.decide import Action, Decision, Situation, decide
-from kubetrain_operator.kube import ApiError, Kube
+from kubetrain_operator.kube import ApiError, Kube, MissingApi
 from kubetrain_operator.kubeobj import Obj
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.observe import PodView, owned_by
@@ -50,6 +50,7 @@ from kubetrain_operator.render import (
     worker_pod,
 )
 from kubetrain_operator.render.events import job_event
+from kubetrain_operator.render.gang import missing_gang_message
 from kubetrain_operator.specdiff import resolve_spec
 from kubetrain_operator.timestamps import parse_time, rfc3339
 
@@ -252,6 +253,10 @@ class Reconciler:
                 )
                 self._write_status(key, uid, raw, s.status, waiting)
                 return Outcome(requeue_after=PREDECESSOR_POLL_SECONDS, action=d.action)
+            except MissingApi:
+                # The gang scheduler is not installed: that will not change by retrying.
+                s = replace(s, gang_missing=missing_gang_message(job))
+                d = decide(s, self.config.policy)
             except ApiError as exc:
                 if exc.status not in (400, 422):
                     raise
@@ -334,6 +339,12 @@ class Reconciler:
             # Resuming with accepted edits: the ConfigMap must say what the new pods run
             # before they exist, or a restarted operator would take them for refused edits.
             self._freeze(job)
+        if d.create:
+            # A gang scheduler places the pods by their PodGroup: it comes before any of them.
+            # Without its CRD this raises MissingApi, and the job fails before it has a pod.
+            for obj in support:
+                if obj["kind"] == "PodGroup":
+                    self._make(obj, job)
         if any(k.role is Role.HEAD for k in d.create):
             # The head runs as the driver's ServiceAccount: pod admission wants it first; every
             # pod's container waits for the Ray token Secret. A head that exists proves both
@@ -358,7 +369,7 @@ class Reconciler:
             # The pods of a new attempt run the spec in force now: freeze it for them.
             self._freeze(job)
             for obj in support:
-                if obj["kind"] not in ("ConfigMap", "ServiceAccount", "Secret"):
+                if obj["kind"] not in ("ConfigMap", "ServiceAccount", "Secret", "PodGroup"):
                     self._make(obj, job)
         return True, workers_created
 
@@ -371,7 +382,10 @@ class Reconciler:
         if self.kube.create(obj):
             return True
         meta = obj["metadata"]
-        found = self.kube.get(kind=obj["kind"], namespace=meta["namespace"], name=meta["name"])
+        found = self.kube.get(
+            kind=obj["kind"], namespace=meta["namespace"], name=meta["name"],
+            api_version=obj["apiVersion"],
+        )  # fmt: skip
         if not owned_by(found, job.metadata.uid or ""):
             raise PredecessorObject(obj["kind"], meta["name"])  # or gone since: look again
         return False

@@ -4,9 +4,9 @@ A job runs with the spec it started with, frozen in its ConfigMap. An edit is co
 frozen spec field by field:
 
 - `runPolicy` is honoured at once (deadlines, backoffLimit, suspend, TTL, cleanPodPolicy);
-- `distributed.workers`, `ranksPerPod`, `resourcesPerWorker`, `pod` and `metrics` are honoured when
-  no pods run (before the start, or while suspended, which is how Kueue changes node selectors
-  and tolerations), and refused while pods run;
+- `distributed.workers`, `ranksPerPod`, `resourcesPerWorker`, `pod`, `metrics` and `scheduling`
+  are honoured when no pods run (before the start, or while suspended, which is how Kueue changes
+  node selectors and tolerations), and refused while pods run;
 - everything else (model, dataset, training, backend, checkpoint) is refused once the job has
   started: its checkpoints belong to the model and data it started with.
 
@@ -28,6 +28,7 @@ WHEN_STOPPED_FIELDS = (
     "distributed.resourcesPerWorker",
     "pod",
     "metrics",
+    "scheduling",
 )
 
 
@@ -43,8 +44,9 @@ class SpecOutcome:
         fields = ", ".join(f"spec.{path}" for path in self.refused)
         return (
             f"refused while the job runs: {fields}; the job keeps running with the values it"
-            " started with. Suspend the job to change workers, resources, pod or metrics settings;"
-            " delete and re-create it to change the model, data, training or backend."
+            " started with. Suspend the job to change workers, resources, pod, metrics or"
+            " scheduling settings; delete and re-create it to change the model, data, training or"
+            " backend."
         )
 
 

@@ -32,6 +32,9 @@ CAUGHT_BY_CEL = {
     "env-value-and-secret",
     "env-from-both",
     "data-claim-relative-path",
+    "volcano-queue-with-coscheduling",
+    "volcano-queue-without-gang",
+    "schedule-timeout-with-volcano",
 }
 
 

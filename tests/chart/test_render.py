@@ -48,6 +48,7 @@ SCOPE = {
     "roles": "Namespaced",
     "rolebindings": "Namespaced",
     "events": "Namespaced",
+    "podgroups": "Namespaced",
     "kopfpeerings": "Namespaced",
     "clusterkopfpeerings": "Cluster",
     "customresourcedefinitions": "Cluster",

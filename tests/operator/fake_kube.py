@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 
-from kubetrain_operator.kube import ApiError
+from kubetrain_operator.kube import ApiError, MissingApi
 from kubetrain_operator.kubeobj import Obj
 
 
@@ -31,6 +31,7 @@ class FakeKube:
         self.create_calls: list[tuple[str, str]] = []  # (kind, name), also those that found it
         self.reads: list[tuple[str, str]] = []  # (kind, name or selector)
         self.refuse_pods: str | None = None  # make pod creation fail with 422
+        self.missing_apis: set[str] = set()  # apiVersions whose CRD is not installed
         self.unlisted_pods: set[str] = set()  # pods a stale list does not show yet
         self._uids = itertools.count(1)
 
@@ -107,13 +108,17 @@ class FakeKube:
         self.create_calls.append((obj["kind"], meta["name"]))
         if obj["kind"] == "Pod" and self.refuse_pods:
             raise ApiError(422, "Invalid", self.refuse_pods)
+        if obj["apiVersion"] in self.missing_apis:
+            raise MissingApi(obj["apiVersion"], obj["kind"])
         if key in self.objects:
             return False
         self.writes.append(("create", obj["kind"], meta["name"]))
         self.put(obj)
         return True
 
-    def get(self, *, kind: str, namespace: str, name: str) -> Obj | None:
+    def get(
+        self, *, kind: str, namespace: str, name: str, api_version: str | None = None
+    ) -> Obj | None:
         self.reads.append((kind, name))
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found else None

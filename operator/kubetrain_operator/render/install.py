@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kubetrain.api import GROUP, PLURAL
 from kubetrain_operator.kubeobj import Obj
+from kubetrain_operator.render.gang import GANG_APIS, POD_GROUP_PLURAL
 
 PEERING_GROUP = "kopf.dev"
 
@@ -35,6 +36,10 @@ def operator_rules() -> list[Obj]:
         # creating it needs no `escalate` or `bind`.
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
          "verbs": ["get", "create"]},
+        # Each gang-scheduled job's PodGroup (spec.scheduling.gang): Volcano's, coscheduling's.
+        # Deleted with its job by garbage collection, like the other children.
+        {"apiGroups": [api.group for api in GANG_APIS.values()],
+         "resources": [POD_GROUP_PLURAL], "verbs": ["get", "create"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         # kopf: peering between replicas, and discovery of the resources it watches.
         {"apiGroups": [PEERING_GROUP], "resources": ["kopfpeerings", "clusterkopfpeerings"],

@@ -18,6 +18,7 @@ from kubetrain.api.sources import SOURCES
 from kubetrain.pods import contract
 from kubetrain_operator.config import PodSettings
 from kubetrain_operator.kubeobj import Obj
+from kubetrain_operator.render import gang
 from kubetrain_operator.render.names import (
     ANNOTATION_GENERATION,
     LABEL_ATTEMPT,
@@ -62,9 +63,12 @@ def job_labels(job: TrainingJob) -> dict[str, str]:
 def _pod_metadata(job: TrainingJob, name: str, labels: dict[str, str]) -> Obj:
     """A pod's metadata: the user's pod labels and annotations, then kubetrain's (which win)."""
     meta = _metadata(job, name, labels)
-    meta["labels"] = {**job.spec.pod.labels, **meta["labels"]}
-    if job.spec.pod.annotations:
-        meta["annotations"] = dict(job.spec.pod.annotations)
+    # The gang's and Kueue's marks: the pod's PodGroup, or its attempt's Kueue pod group.
+    group_labels, group_annotations = gang.pod_marks(job, labels[LABEL_ATTEMPT])
+    meta["labels"] = {**job.spec.pod.labels, **meta["labels"], **group_labels}
+    annotations = {**job.spec.pod.annotations, **group_annotations}
+    if annotations:
+        meta["annotations"] = annotations
     return meta
 
 
@@ -210,7 +214,21 @@ def support_objects(job: TrainingJob, settings: PodSettings, *, ray_token: str) 
     objects += [driver_role(job), driver_role_binding(job)]
     if settings.network_policy:
         objects.append(network_policy(job, settings))
+    group = pod_group(job, settings)
+    if group is not None:
+        objects.append(group)
     return objects
+
+
+def pod_group(job: TrainingJob, settings: PodSettings) -> Obj | None:
+    """The gang scheduler's PodGroup (spec.scheduling.gang), sized from the pods as rendered."""
+    if gang.gang_api(job) is None:
+        return None
+    shapes = [(head_pod(job, attempt=0, settings=settings), 1)]
+    if job.spec.distributed.workers:
+        worker = worker_pod(job, 0, attempt=0, settings=settings)
+        shapes.append((worker, gang.pod_count(job) - 1))
+    return gang.pod_group(job, _metadata(job, gang.pod_group_name(job.name)), shapes)
 
 
 # --------------------------------------------------------------------------- Ray's fence
@@ -323,8 +341,9 @@ def _pod_spec(
         ]
     if pod.priority_class_name:
         spec["priorityClassName"] = pod.priority_class_name
-    if pod.scheduler_name:
-        spec["schedulerName"] = pod.scheduler_name
+    scheduler = gang.scheduler_name(job)  # the user's, else the gang scheduler's
+    if scheduler:
+        spec["schedulerName"] = scheduler
     return spec
 
 

@@ -32,6 +32,7 @@ from kubetrain.api.sources import (
 from kubetrain.api.spec import (
     Backend,
     DatasetSource,
+    GangScheduler,
     ModelName,
     Precision,
     TrainingJobSpec,
@@ -240,6 +241,21 @@ def _shared_storage(spec: TrainingJobSpec) -> Iterator[Problem]:
         )
 
 
+def _scheduling(spec: TrainingJobSpec) -> Iterator[Problem]:
+    """Each gang scheduler's own settings need that scheduler (as the CRD's rules say)."""
+    scheduling = spec.scheduling
+    if scheduling.queue is not None and scheduling.gang is not GangScheduler.VOLCANO:
+        yield Problem(
+            "spec.scheduling.queue", "is a Volcano queue: set gang: volcano, or drop queue"
+        )
+    timeout = scheduling.schedule_timeout_seconds
+    if timeout is not None and scheduling.gang is not GangScheduler.COSCHEDULING:
+        yield Problem(
+            "spec.scheduling.scheduleTimeoutSeconds",
+            "is the coscheduling plugin's: set gang: coscheduling, or drop it",
+        )
+
+
 RULES: tuple[Rule, ...] = (
     _model_fits_data,
     _model_options,
@@ -249,6 +265,7 @@ RULES: tuple[Rule, ...] = (
     _storage,
     _backend,
     *POD_RULES,
+    _scheduling,
 )
 
 

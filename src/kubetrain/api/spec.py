@@ -583,6 +583,51 @@ class PodSpec(SpecModel):
     )
 
 
+# --------------------------------------------------------------------------- gang scheduling
+
+
+class GangScheduler(str, Enum):
+    NONE = "none"
+    VOLCANO = "volcano"
+    COSCHEDULING = "coscheduling"
+
+
+class SchedulingSpec(SpecModel):
+    """All-or-nothing placement of the job's pods (the head and every worker pod): with a gang
+    scheduler none of them binds until all fit, so a job that only partly fits holds no GPUs
+    while it waits. The operator creates the scheduler's PodGroup, owned by the job."""
+
+    model_config = rules(
+        ("!has(self.queue) || self.gang == 'volcano'",
+         "spec.scheduling.queue is a Volcano queue: set gang: volcano, or drop queue"),
+        ("!has(self.scheduleTimeoutSeconds) || self.gang == 'coscheduling'",
+         "spec.scheduling.scheduleTimeoutSeconds is the coscheduling plugin's: set gang:"
+         " coscheduling, or drop it"),
+    )  # fmt: skip
+
+    gang: GangScheduler = Field(
+        GangScheduler.NONE,
+        description=(
+            "volcano: a scheduling.volcano.sh PodGroup, pods scheduled by `volcano`;"
+            " coscheduling: a scheduling.x-k8s.io PodGroup (scheduler-plugins), pods scheduled by"
+            " `scheduler-plugins-scheduler`. pod.schedulerName, if set, names the scheduler"
+            " instead. none: no PodGroup."
+        ),
+    )
+    queue: str | None = Field(
+        None,
+        pattern=_DNS_SUBDOMAIN,
+        description="The Volcano Queue the PodGroup is queued in (gang: volcano); default: "
+        "Volcano's default queue.",
+    )
+    schedule_timeout_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="How long the coscheduling plugin waits for the whole gang to fit before it "
+        "retries (gang: coscheduling); default: the plugin's.",
+    )
+
+
 class TrainingJobSpec(SpecModel):
     model_config = rules(
         ("self.training.precision != 'fp16' || self.distributed.resourcesPerWorker.gpu > 0",
@@ -598,3 +643,4 @@ class TrainingJobSpec(SpecModel):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     run_policy: RunPolicySpec = Field(default_factory=RunPolicySpec)
     pod: PodSpec = Field(default_factory=PodSpec)
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)

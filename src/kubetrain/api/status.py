@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 
 class Phase(str, Enum):
     PENDING = "Pending"
+    QUEUED = "Queued"  # the pods wait for a queue's admission (their scheduling gates)
     STARTING = "Starting"
     RUNNING = "Running"
     RESTARTING = "Restarting"
@@ -35,6 +36,9 @@ class ConditionType(str, Enum):
     PODS_READY = "PodsReady"  # every pod is Running
     RUNNING = "Running"  # training reported progress
     SUSPENDED = "Suspended"
+    # True while a pod of the attempt carries scheduling gates (Kueue's admission): queued, not
+    # stuck. Its turn to False is the admission, from which the startup deadline counts.
+    QUEUED = "Queued"
     RESTARTING = "Restarting"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -54,6 +58,8 @@ class Reason(str, Enum):
     EARLY_STOPPED = "EarlyStopped"
     SUSPENDED = "JobSuspended"
     RESUMED = "JobResumed"
+    WAITING_FOR_ADMISSION = "WaitingForAdmission"
+    ADMITTED = "Admitted"
     WORKER_REPLACED = "WorkerReplaced"
     RETRYING = "Retrying"
     # failures
@@ -67,6 +73,7 @@ class Reason(str, Enum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     STARTUP_DEADLINE_EXCEEDED = "StartupDeadlineExceeded"
     INVALID_SPEC = "InvalidSpec"
+    GANG_SCHEDULER_MISSING = "GangSchedulerMissing"  # spec.scheduling.gang's CRD is not installed
     SPEC_CHANGE_REFUSED = "SpecChangeRefused"
     TRAINING_FAILED = "TrainingFailed"
     WORKERS_FAIL_REPEATEDLY = "WorkersFailRepeatedly"
@@ -146,6 +153,7 @@ _PHASE_ORDER: tuple[tuple[ConditionType, Phase], ...] = (
     (ConditionType.SUCCEEDED, Phase.SUCCEEDED),
     (ConditionType.SUSPENDED, Phase.SUSPENDED),
     (ConditionType.RESTARTING, Phase.RESTARTING),
+    (ConditionType.QUEUED, Phase.QUEUED),
     (ConditionType.RUNNING, Phase.RUNNING),
     (ConditionType.CREATED, Phase.STARTING),
 )
