@@ -170,6 +170,7 @@ def next_status(
         _end_attempt(book, d.reason, "suspended")
     elif action is Action.RESTART_JOB:
         status.restarts += 1
+        status.preemptions += int(d.preempted)
         book.set(ConditionType.RESTARTING, True, d.reason, d.message)
         book.set(ConditionType.CREATED, False, d.reason, "pods deleted for a restart")
         _end_attempt(book, d.reason, "restarting")

@@ -87,6 +87,8 @@ class Decision:
     faults: tuple[Fault, ...] = field(default=())  # what keeps pods from running (for status)
     # REPLACE_WORKERS: the replaced workers' error, and how often in a row they failed with it.
     worker_failure_streak: WorkerFailureStreak | None = None
+    # RESTART_JOB after a preemption: counted in status.preemptions, not against backoffLimit.
+    preempted: bool = False
 
 
 # --------------------------------------------------------------------------- helpers
@@ -292,7 +294,8 @@ def _fail(f: Facts, reason: str, message: str) -> Decision:
 
 def _retry_or_fail(f: Facts, fault: Fault) -> Decision:
     limit = f.s.spec.run_policy.backoff_limit
-    restarts = f.s.status.restarts
+    # Preemptions restarted the job too, through no fault of its own.
+    restarts = f.s.status.restarts - f.s.status.preemptions
     if not fault.retryable:
         return _fail(f, fault.reason, fault.message)
     if restarts >= limit:
@@ -385,6 +388,22 @@ def head_succeeded(f: Facts) -> Decision | None:
         "training completed",
         delete=_cleanup(f.live, f.s.spec.run_policy.clean_pod_policy),
         requeue_after=_ttl(f.s),
+    )
+
+
+def preempted(f: Facts) -> Decision | None:
+    """A queue or the scheduler took the job's pods for other work: the job starts again from
+    its checkpoint (its pods queue anew), and the restart is not the job's failure."""
+    attempt = f.s.status.restarts
+    cause = next(
+        (why for p in f.s.pods if p.attempt == attempt and (why := p.preempted) is not None), None
+    )
+    if cause is None:
+        return None
+    message = f"preempted ({cause}); starting again from the last checkpoint"
+    everything = tuple(p.name for p in f.live)
+    return Decision(
+        Action.RESTART_JOB, Reason.PREEMPTED.value, message, delete=everything, preempted=True
     )
 
 
@@ -532,6 +551,7 @@ RULES: tuple[Rule, ...] = (
     suspended,
     past_active_deadline,
     head_succeeded,
+    preempted,
     head_failed,
     head_vanished,
     worker_failed_for_good,

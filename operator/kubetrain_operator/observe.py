@@ -88,6 +88,15 @@ def owned_by(obj: Mapping[str, Any] | None, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in refs)
 
 
+# Pod conditions that say the pod was taken, not that it failed: Kueue marks the pods of a
+# workload it evicts (TerminationTarget/StoppedByKueue) before deleting them, and Kubernetes 1.26+
+# marks a pod the scheduler preempts (DisruptionTarget/PreemptionByScheduler).
+_PREEMPTION_CONDITIONS = (
+    ("TerminationTarget", ("StoppedByKueue",)),
+    ("DisruptionTarget", ("PreemptionByScheduler", "PreemptionByKubeScheduler")),
+)
+
+
 @dataclass(frozen=True)
 class PodView:
     raw: Mapping[str, Any]
@@ -167,6 +176,16 @@ class PodView:
         """The scheduling gates that hold the pod back (Kueue's admission), if any."""
         gates = (self.raw.get("spec") or {}).get("schedulingGates") or []
         return tuple(str(g.get("name", "")) for g in gates)
+
+    @property
+    def preempted(self) -> str | None:
+        """Who took the pod for other work, and why: Kueue stopping its workload, or the scheduler
+        preempting it for a pod of higher priority. None for any other end."""
+        for ctype, reasons in _PREEMPTION_CONDITIONS:
+            cond = self.condition(ctype) or {}
+            if cond.get("status") == "True" and cond.get("reason") in reasons:
+                return str(cond.get("message") or cond.get("reason"))
+        return None
 
     @property
     def gated(self) -> bool:

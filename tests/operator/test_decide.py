@@ -249,6 +249,39 @@ def test_backoff_limit_exhausted_fails_with_the_last_cause() -> None:
     assert sim.status.restarts == 1
 
 
+STOPPED_BY_KUEUE = {"type": "TerminationTarget", "status": "True", "reason": "StoppedByKueue",
+                    "message": "Preempted to accommodate a higher priority Workload"}  # fmt: skip
+
+
+def _preempted(attempt: int) -> list[dict[str, Any]]:
+    """Kueue evicting the workload: every pod marked, then deleted (its finalizer keeps it)."""
+    return [
+        p | {"status": {**p["status"], "conditions": [STOPPED_BY_KUEUE]}}
+        for p in running(attempt=attempt)
+    ]
+
+
+def test_preemptions_restart_the_job_without_using_up_its_backoff_limit() -> None:
+    spec = {"runPolicy": {"backoffLimit": 1}}
+    sim = Sim(**spec)
+    sim.step(0)
+    sim.step(5, *running(), **spec)
+    # Preempted twice: each time the job starts again from its checkpoint, counted apart.
+    for attempt in (0, 1):
+        d = sim.step(10 + 10 * attempt, *_preempted(attempt), **spec)
+        assert (d.action, d.reason) == (Action.RESTART_JOB, "Preempted"), d
+        assert "Preempted to accommodate" in d.message
+        sim.step(11 + 10 * attempt, **spec)
+        sim.step(15 + 10 * attempt, *running(attempt=attempt + 1), **spec)
+    assert (sim.status.restarts, sim.status.preemptions) == (2, 2)
+    # A failure of its own still gets its one restart; the next one fails the job.
+    assert sim.step(40, _head_killed(attempt=2), **spec).action is Action.RESTART_JOB
+    sim.step(41, **spec)
+    sim.step(45, *running(attempt=3), **spec)
+    d = sim.step(50, _head_killed(attempt=3), **spec)
+    assert (d.action, d.reason) == (Action.FAIL, "BackoffLimitExceeded")
+
+
 def test_restart_count_survives_cleanup_because_it_lives_in_status() -> None:
     sim = started()
     sim.step(9, _head_killed())

@@ -62,6 +62,7 @@ class Reason(str, Enum):
     ADMITTED = "Admitted"
     WORKER_REPLACED = "WorkerReplaced"
     RETRYING = "Retrying"
+    PREEMPTED = "Preempted"  # a queue (Kueue) or the scheduler took the pods for other work
     # failures
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
     ERR_IMAGE_PULL = "ErrImagePull"
@@ -107,6 +108,11 @@ class OperatorStatus(StatusModel):
     conditions: list[Condition] = Field(default_factory=list)
     message: str | None = Field(None, description="Human-readable summary of the latest event.")
     restarts: int = Field(0, description="Whole-job restarts so far; survives cleanup.")
+    preemptions: int = Field(
+        0,
+        description="Restarts after a queue or the scheduler preempted the pods (not counted"
+        " against backoffLimit).",
+    )
     worker_restarts: int = Field(0, description="Worker pods replaced so far.")
     worker_failure_streak: WorkerFailureStreak | None = Field(
         None, description="The latest worker failure, while it repeats (bounds replacements)."
