@@ -31,6 +31,10 @@ CAUGHT_BY_CEL = {
     "env-value-and-secret",
     "env-from-both",
     "data-claim-relative-path",
+    "static-int8-lstm",
+    "static-int8-bert",
+    "huggingface-for-mlp",
+    "torchscript-for-bert",
 }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubetrain.runner.storage import Storage
+from kubetrain.trainer.storage import Storage
 
 
 @dataclass

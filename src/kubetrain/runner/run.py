@@ -27,8 +27,8 @@ from kubetrain.runner.ray_cluster import LocalCluster, start_ray
 from kubetrain.runner.recurring import recurring_cause
 from kubetrain.runner.reports import EpochUpdate, ProgressSink, WorkerFailure
 from kubetrain.runner.result import RunResult, write_result
-from kubetrain.runner.storage import resolve
 from kubetrain.runner.torch_trainer import build_trainer
+from kubetrain.trainer.storage import resolve
 
 log = logging.getLogger(__name__)
 
