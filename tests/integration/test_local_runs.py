@@ -236,3 +236,31 @@ def test_a_worker_error_that_will_recur_ends_the_run_at_once_with_exit_2(
     # maxFailures is 3, but no retry was made: the same error would come back every time.
     assert "resuming from the last checkpoint" not in proc.stdout + proc.stderr
     assert "epoch 1" not in proc.stdout
+
+
+def test_a_compressed_job_exports_its_model_and_reports_every_variant(
+    ray_cluster: None, sink: RecordingSink, tmp_path: Path
+) -> None:
+    """`kubetrain run` with two DDP workers: rank 0 exports the best epoch, quantizes and prunes
+    it, and the driver's result carries the report the worker wrote beside the files."""
+    job = make_job(
+        dataset={"source": "digits", "batchSize": 32, "maxSamples": 512},
+        distributed={"workers": 2},
+        training={"epochs": 2},
+        checkpoint={"storagePath": str(tmp_path)},
+        export={"select": "best"},
+        compression={"quantization": ["dynamic"], "pruning": {"sparsity": 0.5,
+                                                             "fineTuneEpochs": 1}},
+    )  # fmt: skip
+    result = run_job(job, sink)
+    report = result.model_report
+    assert report is not None
+    assert report.directory == str(tmp_path / job.name / "model")
+    assert [v.name for v in report.variants] == ["original", "dynamic-int8", "pruned-50"]
+    best = max(sink.epochs, key=lambda r: r.val["accuracy"])
+    assert report.epoch == best.epoch
+    for v in report.variants:
+        assert Path(report.directory, v.name, "model.pt").stat().st_size == v.size_bytes
+        assert Path(report.directory, v.name, "model.torchscript.pt").is_file()
+    saved = json.loads(Path(tmp_path, job.name, "result.json").read_text())
+    assert saved["model"] == report.model_dump(mode="json")
