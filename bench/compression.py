@@ -50,7 +50,7 @@ def main() -> None:
     print(f"{job.name}: {job.spec.model.name.value} on {job.spec.dataset.source.value}, "
           f"{job.spec.training.epochs} epochs in {trained - started:.1f} s; export and "
           f"compression in {done - trained:.1f} s; epoch {report.epoch} exported "
-          f"({report.select.value}); latency: batch of {report.batch_size}, 1 CPU thread")  # fmt: skip
+          f"({report.select.value}); latency: batch of {report.batch_size}, 1 thread")  # fmt: skip
     for line in report.table():
         print(line)
     original = report.original
