@@ -119,6 +119,25 @@ MISTAKES: list[tuple[str, dict[str, Any], str, str]] = [
     ("schedule-timeout-with-volcano",
      {"scheduling": {"gang": "volcano", "scheduleTimeoutSeconds": 60}},
      "spec.scheduling.scheduleTimeoutSeconds", "set gang: coscheduling, or drop it"),
+    # spec.export and spec.compression: what each model can be exported and compressed as.
+    ("static-int8-lstm", {"model": {"name": "lstm", "numClasses": 2},
+                          "dataset": {"source": "text_samples"},
+                          "compression": {"quantization": ["static"]}},
+     "spec.compression.quantization", "'lstm' cannot take it: use dynamic"),
+    ("static-int8-bert", {"model": {"name": "bert", "numClasses": 2},
+                          "dataset": {"source": "text_samples"},
+                          "compression": {"quantization": ["dynamic", "static"]}},
+     "spec.compression.quantization", "'bert' cannot take it: use dynamic"),
+    ("quantization-twice", {"compression": {"quantization": ["dynamic", "dynamic"]}},
+     "spec.compression.quantization", "list dynamic and static at most once each"),
+    ("huggingface-for-mlp", {"export": {"format": "huggingface"}},
+     "spec.export.format", "use torchscript or auto"),
+    ("torchscript-for-bert", {"model": {"name": "bert", "numClasses": 2},
+                              "dataset": {"source": "text_samples"},
+                              "export": {"format": "torchscript"}},
+     "spec.export.format", "use huggingface or auto"),
+    ("export-with-own-loop", {"training": {"entrypoint": "pkg.loop:train"}, "export": {}},
+     "spec.export", "drop training.entrypoint"),
 ]  # fmt: skip
 
 

@@ -58,7 +58,8 @@ from e2e.tests.mirror_content import (
 from e2e.tests.overlay import size_overlay
 
 EXAMPLES = REPO / "examples"
-EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
+COMPRESSED = EXAMPLES / "compressed-mlp.yaml"
+EXAMPLE_FILES = sorted(p for p in EXAMPLES.glob("*.yaml") if p != COMPRESSED)
 MIRROR_SERVICE = "kubetrain-mirror"
 MIRROR_PORT = 8080
 JOB_TIMEOUT = float(os.environ.get("KUBETRAIN_E2E_EXAMPLE_TIMEOUT", "900"))
@@ -343,3 +344,33 @@ def test_the_mirror_speaks_enough_hub_for_from_pretrained(
         server.server_close()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[0] == "BertForSequenceClassification", proc.stdout
+
+
+# The trained model as an artifact: the compressed example leaves its exported files on its
+# claim, and its report in status and beside the files (its own test: it runs it once).
+
+
+@pytest.mark.parametrize("example", [COMPRESSED], ids=[COMPRESSED.stem], indirect=True)
+def test_a_compressed_job_leaves_its_model_on_the_claim_and_its_report_in_status(
+    example: Example, kubectl: Kubectl, figures: Figures
+) -> None:
+    status, _ = _run(kubectl, example)
+    spec = example.job["spec"]
+    claim = example.volumes[spec["checkpoint"]["claimName"]]
+    # ./runs is /kubetrain/runs in the pods; the claim is mounted there.
+    exported = claim / example.name / "model"
+    assert status.get("exportedModel") == f"/kubetrain/runs/{example.name}/model", status
+    report = json.loads((exported / "report.json").read_text())
+    names = [v["name"] for v in report["variants"]]
+    assert names == ["original", "dynamic-int8", "static-int8", "pruned-50"], report
+    for variant in report["variants"]:
+        assert (exported / variant["name"] / "model.pt").stat().st_size == variant["size_bytes"]
+        assert (exported / variant["name"] / "model.torchscript.pt").is_file()
+    original = report["variants"][0]
+    for variant in report["variants"][1:3]:  # int8: smaller by the 3x
+        assert original["size_bytes"] >= 3 * variant["size_bytes"], report
+    summary = status.get("modelReport", "")
+    for name in names:
+        assert name in summary, status
+    assert "50% zero" in summary, summary
+    figures.record("examples.compressed-mlp.model_report", summary)

@@ -35,6 +35,10 @@ CAUGHT_BY_CEL = {
     "volcano-queue-with-coscheduling",
     "volcano-queue-without-gang",
     "schedule-timeout-with-volcano",
+    "static-int8-lstm",
+    "static-int8-bert",
+    "huggingface-for-mlp",
+    "torchscript-for-bert",
 }
 
 

@@ -263,3 +263,31 @@ def test_a_job_resized_to_more_ranks_per_pod_resumes_its_checkpoint(
     assert [(r.epoch, r.world_size) for r in again.epochs] == [(3, 2)]
     before, after = sink.epochs[-1].val["loss"], again.epochs[-1].val["loss"]
     assert after < before, "it went on from the trained weights"
+
+
+def test_a_compressed_job_exports_its_model_and_reports_every_variant(
+    ray_cluster: None, sink: RecordingSink, tmp_path: Path
+) -> None:
+    """`kubetrain run` with two DDP workers: rank 0 exports the best epoch, quantizes and prunes
+    it, and the driver's result carries the report the worker wrote beside the files."""
+    job = make_job(
+        dataset={"source": "digits", "batchSize": 32, "maxSamples": 512},
+        distributed={"workers": 2},
+        training={"epochs": 2},
+        checkpoint={"storagePath": str(tmp_path)},
+        export={"select": "best"},
+        compression={"quantization": ["dynamic"], "pruning": {"sparsity": 0.5,
+                                                             "fineTuneEpochs": 1}},
+    )  # fmt: skip
+    result = run_job(job, sink)
+    report = result.model_report
+    assert report is not None
+    assert report.directory == str(tmp_path / job.name / "model")
+    assert [v.name for v in report.variants] == ["original", "dynamic-int8", "pruned-50"]
+    best = max(sink.epochs, key=lambda r: r.val["accuracy"])
+    assert report.epoch == best.epoch
+    for v in report.variants:
+        assert Path(report.directory, v.name, "model.pt").stat().st_size == v.size_bytes
+        assert Path(report.directory, v.name, "model.torchscript.pt").is_file()
+    saved = json.loads(Path(tmp_path, job.name, "result.json").read_text())
+    assert saved["model"] == report.model_dump(mode="json")

@@ -6,8 +6,10 @@ import yaml
 
 from kubetrain.api.report import EpochReport
 from kubetrain.api.status import ProgressStatus, field_names
+from kubetrain.pods.head import final_status
 from kubetrain.pods.status_sink import StatusSink, progress_status
 from kubetrain.runner.reports import EpochUpdate
+from tests.api.test_artifacts import REPORT
 from tests.conftest import ROOT
 
 EPOCH = EpochReport.from_metrics(
@@ -68,5 +70,15 @@ def test_every_field_the_driver_writes_is_in_the_crd() -> None:
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     in_crd = set(schema["properties"]["status"]["properties"])
     written = set(progress_status(EPOCH, "s3://c", 1.0).patch())
-    assert written == set(field_names(ProgressStatus))  # every field, in this report
+    final = final_status("s3://c", REPORT)  # once training succeeded, with an exported model
+    assert final is not None
+    written |= set(final.patch())
+    assert written == set(field_names(ProgressStatus))  # every field, in these two patches
     assert written <= in_crd, written - in_crd
+
+
+def test_the_head_writes_where_the_model_is_and_its_summary_and_nulls_nothing() -> None:
+    final = final_status(None, REPORT)
+    assert final is not None
+    assert final.patch() == {"exportedModel": "/runs/job/model", "modelReport": REPORT.summary()}
+    assert final_status(None, None) is None

@@ -13,8 +13,8 @@ from ray.train.v2.api.preemption import PreemptionInfo
 from kubetrain.runner.callbacks import PreemptionReporter, blame
 from kubetrain.runner.channel import ProgressChannel
 from kubetrain.runner.reports import EpochUpdate, WorkerFailure
-from kubetrain.runner.storage import resolve
 from kubetrain.runner.torch_trainer import build_trainer
+from kubetrain.trainer.storage import resolve
 from tests.conftest import make_job
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from kubetrain.api.artifacts import STATIC_QUANTIZABLE
 from kubetrain.api.deepspeed import DeepSpeedConfigError
 from kubetrain.api.deepspeed import check as check_deepspeed
 from kubetrain.api.pod_rules import POD_RULES
@@ -32,9 +33,11 @@ from kubetrain.api.sources import (
 from kubetrain.api.spec import (
     Backend,
     DatasetSource,
+    ExportFormat,
     GangScheduler,
     ModelName,
     Precision,
+    Quantization,
     TrainingJobSpec,
 )
 
@@ -227,6 +230,45 @@ def _backend(spec: TrainingJobSpec) -> Iterator[Problem]:
         yield Problem(field, message)
 
 
+def _artifacts(spec: TrainingJobSpec) -> Iterator[Problem]:
+    """What the exported model and its compressed variants can be, for this model."""
+    model = spec.model.name
+    if spec.training.entrypoint and (spec.export or spec.compression):
+        field = "spec.export" if spec.export else "spec.compression"
+        yield Problem(
+            field,
+            "needs kubetrain's own training loop, and training.entrypoint replaces it (your loop "
+            "saves its own model); drop it, or drop training.entrypoint",
+        )
+    if spec.export is not None:
+        chosen = spec.export.format
+        if chosen is ExportFormat.HUGGINGFACE and model is not ModelName.BERT:
+            yield Problem(
+                "spec.export.format",
+                f"huggingface (save_pretrained) is for bert, not {model.value!r}; use "
+                "torchscript or auto",
+            )
+        if chosen is ExportFormat.TORCHSCRIPT and model is ModelName.BERT:
+            yield Problem(
+                "spec.export.format",
+                "bert exports with save_pretrained (model and tokenizer), which plain "
+                "transformers loads; use huggingface or auto",
+            )
+    if spec.compression is None:
+        return
+    modes = spec.compression.quantization
+    field = "spec.compression.quantization"
+    if len(set(modes)) < len(modes):
+        yield Problem(field, "lists a mode twice; list dynamic and static at most once each")
+    if Quantization.STATIC in modes and model not in STATIC_QUANTIZABLE:
+        allowed = " and ".join(sorted(m.value for m in STATIC_QUANTIZABLE))
+        yield Problem(
+            field,
+            f"static int8 needs a model whose every layer has an int8 kernel ({allowed}); "
+            f"{model.value!r} cannot take it: use dynamic",
+        )
+
+
 def _shared_storage(spec: TrainingJobSpec) -> Iterator[Problem]:
     """On a cluster, Ray Train writes checkpoints in the worker pods and tracks them in the head
     pod: a local storagePath must be a volume they all mount."""
@@ -264,6 +306,7 @@ RULES: tuple[Rule, ...] = (
     _hardware,
     _storage,
     _backend,
+    _artifacts,
     *POD_RULES,
     _scheduling,
 )

@@ -439,6 +439,79 @@ class MetricsSpec(SpecModel):
     )
 
 
+# --------------------------------------------------------------------------- the trained model
+
+
+class ExportSelect(str, Enum):
+    LAST = "last"
+    BEST = "best"
+
+
+class ExportFormat(str, Enum):
+    AUTO = "auto"
+    TORCHSCRIPT = "torchscript"
+    HUGGINGFACE = "huggingface"
+
+
+class ExportSpec(SpecModel):
+    """The trained model, written when the job succeeds to `<storagePath>/<name>/model/`
+    (status.exportedModel says where): its state_dict and a form that loads without kubetrain."""
+
+    select: ExportSelect = Field(
+        ExportSelect.LAST,
+        description=(
+            "last: the model at the end of training; best: the epoch with the best headline"
+            " validation metric (spec.training.metric)."
+        ),
+    )
+    format: ExportFormat = Field(
+        ExportFormat.AUTO,
+        description=(
+            "The loadable form beside model.pt: torchscript (torch.jit.load; every model but"
+            " bert), huggingface (save_pretrained with its tokenizer; bert). auto: huggingface"
+            " for bert, torchscript otherwise."
+        ),
+    )
+
+
+class Quantization(str, Enum):
+    DYNAMIC = "dynamic"
+    STATIC = "static"
+
+
+class PruningSpec(SpecModel):
+    sparsity: float = Field(
+        gt=0.0,
+        lt=1.0,
+        description="Fraction of the Linear and Conv weights set to zero, smallest first.",
+    )
+    fine_tune_epochs: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Epochs of training after pruning (pruned weights stay zero), at optimizer.lr.",
+    )
+
+
+class CompressionSpec(SpecModel):
+    """Compressed variants of the exported model, each evaluated on the validation split with
+    the job's metrics and reported beside the original (size, parameters, CPU latency)."""
+
+    quantization: list[Quantization] = Field(
+        default_factory=list,
+        max_length=2,
+        description=(
+            "int8 variants: dynamic (weights int8, activations quantized on the fly; Linear and"
+            " LSTM layers), static (weights and activations int8, calibrated on the validation"
+            " data; mlp and cnn)."
+        ),
+    )
+    pruning: PruningSpec | None = Field(None, description="Magnitude pruning, then fine-tuning.")
+    calibration_batches: int = Field(
+        8, ge=1, le=10000, description="Validation batches static quantization calibrates on."
+    )
+
+
 # --------------------------------------------------------------------------- pods & run policy
 
 
@@ -633,6 +706,16 @@ class TrainingJobSpec(SpecModel):
         ("self.training.precision != 'fp16' || self.distributed.resourcesPerWorker.gpu > 0",
          "spec.training.precision: fp16 needs a GPU (resourcesPerWorker.gpu >= 1); use bf16 or"
          " fp32 on CPU"),
+        ("!has(self.compression) || !has(self.compression.quantization)"
+         " || !('static' in self.compression.quantization)"
+         " || self.model.name == 'mlp' || self.model.name == 'cnn'",
+         "spec.compression.quantization: static int8 needs mlp or cnn; use dynamic"),
+        ("!has(self.export) || !has(self.export.format) || self.export.format != 'huggingface'"
+         " || self.model.name == 'bert'",
+         "spec.export.format: huggingface (save_pretrained) is for bert; use torchscript or auto"),
+        ("!has(self.export) || !has(self.export.format) || self.export.format != 'torchscript'"
+         " || self.model.name != 'bert'",
+         "spec.export.format: bert exports with save_pretrained; use huggingface or auto"),
     )  # fmt: skip
 
     model: ModelSpec
@@ -641,6 +724,12 @@ class TrainingJobSpec(SpecModel):
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    export: ExportSpec | None = Field(
+        None, description="Export the trained model when the job succeeds (implied by compression)."
+    )
+    compression: CompressionSpec | None = Field(
+        None, description="Post-training quantization and pruning of the exported model."
+    )
     run_policy: RunPolicySpec = Field(default_factory=RunPolicySpec)
     pod: PodSpec = Field(default_factory=PodSpec)
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)

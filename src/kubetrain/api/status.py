@@ -138,6 +138,13 @@ class ProgressStatus(StatusModel):
     samples_per_second: float | None = None
     eta_seconds: float | None = None
     checkpoint: str | None = Field(None, description="Latest checkpoint path.")
+    exported_model: str | None = Field(
+        None, description="Where the exported model and its variants are (spec.export)."
+    )
+    model_report: str | None = Field(
+        None,
+        description="The exported model beside its compressed variants: size, sparsity, metric.",
+    )
 
     def patch(self) -> dict[str, object]:
         """The merge patch that writes the fields set here (camelCase, as the CRD has them)."""

@@ -65,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     check_job(job, source=str(args.file))
     # Imported here: `validate` and `crd` must not pay for importing torch and Ray.
     from kubetrain.runner import ConsoleSink, JobFailed, LocalCluster, PreflightError, run_job
+    from kubetrain.runner.console import format_model_report
 
     spec = job.spec
     print(
@@ -91,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         print(f"kubetrain: {job.name}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    report = result.model_report
+    if report is not None:
+        print("\n".join(format_model_report(report)))
     print(result.to_json(with_history=False))
     if args.output:
         args.output.write_text(result.to_json())

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetrain.api import TrainingJob, parse_job
+from kubetrain.api.artifacts import ModelReport
 from kubetrain.api.status import ProgressStatus
 from kubetrain.pods.contract import TRAINING_MARKER, WORKER_RESOURCE
 from kubetrain.pods.exits import EXIT_FAILED, EXIT_INVALID, terminate
@@ -121,10 +122,23 @@ def run_head(
     except JobFailed as exc:
         # An error a retry would meet again was not retried: the spec, code or data must change.
         return terminate(EXIT_INVALID if exc.will_recur else EXIT_FAILED, str(exc))
-    if result.checkpoint:
-        writer.patch(ProgressStatus(checkpoint=result.checkpoint))
+    report = result.model_report
+    if report is not None:
+        log.info("exported model in %s:\n%s", report.directory, "\n".join(report.table()))
+    final = final_status(result.checkpoint, report)
+    if final is not None:
+        writer.patch(final)
     log.info("training completed: %s", json.dumps(result.metrics))
     return 0
+
+
+def final_status(checkpoint: str | None, report: ModelReport | None) -> ProgressStatus | None:
+    """What the head writes once training succeeded: the last checkpoint and the exported
+    model. Only the fields known are set (a merge patch's null would delete a field)."""
+    final: dict[str, str] = {"checkpoint": checkpoint} if checkpoint else {}
+    if report is not None:
+        final |= {"exported_model": report.directory, "model_report": report.summary()}
+    return ProgressStatus.model_validate(final) if final else None
 
 
 def with_storage_path(job: TrainingJob, path: str | None) -> TrainingJob:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from kubetrain.api.artifacts import ModelReport
 from kubetrain.api.progress import progress_parts
 from kubetrain.api.report import EpochReport
+from kubetrain.api.spec import ExportSelect
 from kubetrain.runner.reports import EpochUpdate, WorkerFailure
 
 
@@ -45,6 +47,16 @@ def format_resumed(report: EpochReport) -> str | None:
         return None
     done = report.epoch - 1
     return f"resumed from the checkpoint of epoch {done}: {done}/{report.total_epochs} were done"
+
+
+def format_model_report(report: ModelReport) -> list[str]:
+    """What `kubetrain run` prints of the exported model once training succeeded."""
+    which = f"best {report.metric_name}" if report.select is ExportSelect.BEST else "last"
+    return [
+        f"kubetrain: exported the model of epoch {report.epoch} ({which}) as "
+        f"{report.format.value} to {report.directory}",
+        *(f"  {line}" for line in report.table()),
+    ]
 
 
 class ConsoleSink:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubetrain.runner.storage import Storage
+from kubetrain.api.artifacts import REPORT_FILE, ModelReport
+from kubetrain.trainer.storage import Storage
 
 
 @dataclass
@@ -22,6 +23,11 @@ class RunResult:
     error: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # e.g. raw DeepSpeed config overrides
+    model: dict[str, Any] | None = None  # the exported model's report (api.artifacts.ModelReport)
+
+    @property
+    def model_report(self) -> ModelReport | None:
+        return None if self.model is None else ModelReport.model_validate(self.model)
 
     def to_json(self, *, with_history: bool = True) -> str:
         data = dict(self.__dict__)
@@ -38,3 +44,14 @@ def write_result(storage: Storage, name: str, run: RunResult) -> None:
     path = Path(storage.path) / name / "result.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(run.to_json())
+
+
+def read_model_report(storage: Storage, directory: str) -> ModelReport:
+    """The report the rank-0 worker wrote beside the exported model."""
+    text = storage.read_text(f"{directory}/{REPORT_FILE}")
+    if text is None:
+        raise FileNotFoundError(
+            f"training succeeded but the exported model's {REPORT_FILE} is not in "
+            f"{storage.uri(directory)}; see the rank-0 worker's log"
+        )
+    return ModelReport.model_validate_json(text)

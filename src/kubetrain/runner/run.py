@@ -15,6 +15,7 @@ from typing import Any
 
 import ray
 
+from kubetrain.api.artifacts import plan as artifact_plan
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.quantities import cpu_cores
 from kubetrain.api.report import EpochReport
@@ -26,9 +27,10 @@ from kubetrain.runner.eta import EtaEstimator
 from kubetrain.runner.ray_cluster import LocalCluster, start_ray
 from kubetrain.runner.recurring import recurring_cause
 from kubetrain.runner.reports import EpochUpdate, ProgressSink, WorkerFailure
-from kubetrain.runner.result import RunResult, write_result
-from kubetrain.runner.storage import resolve
+from kubetrain.runner.result import RunResult, read_model_report, write_result
 from kubetrain.runner.torch_trainer import build_trainer
+from kubetrain.trainer.artifacts.worker import export_directory
+from kubetrain.trainer.storage import resolve
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,10 @@ def run_job(
 
     last = seen[-1].report if seen else EpochReport.from_metrics(result.metrics or {})
     checkpoint = storage.uri(result.checkpoint.path) if result.checkpoint is not None else None
+    exported = None
+    if artifact_plan(spec) is not None:
+        report = read_model_report(storage, export_directory(storage.path, job.name))
+        exported = report.model_dump(mode="json")
     run = RunResult(
         name=job.name,
         status="succeeded",
@@ -137,6 +143,7 @@ def run_job(
         epochs_completed=last.epoch,
         history=[update.report.to_metrics() for update in seen],
         warnings=warnings,
+        model=exported,
     )
     write_result(storage, job.name, run)
     return run

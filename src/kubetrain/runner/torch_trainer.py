@@ -14,7 +14,7 @@ from kubetrain.runner._ray.lean_trainer import LeanTorchTrainer
 from kubetrain.runner.abort import ControllerAnnouncer
 from kubetrain.runner.callbacks import PreemptionReporter, ProgressCallback
 from kubetrain.runner.channel import ProgressChannel
-from kubetrain.runner.storage import Storage
+from kubetrain.trainer.storage import Storage
 from kubetrain.trainer.train_func import train_loop_per_worker, worker_config
 
 

@@ -19,6 +19,8 @@ from torch.optim.lr_scheduler import LRScheduler
 MODEL_FILE = "model.pt"
 TRAINING_STATE_FILE = "training_state.pt"
 META_FILE = "meta.json"
+# The best epoch's weights so far (spec.export.select: best), beside the latest ones.
+BEST_MODEL_FILE = "best_model.pt"
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Progress:
     early_stopping: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+    best_epoch: int | None = None  # with spec.export.select best: the epoch of best_model.pt
+    best_score: float | None = None  # its headline validation metric
 
 
 def save(
@@ -61,3 +65,20 @@ def load(
 
 def read_progress(directory: Path) -> Progress:
     return Progress(**json.loads((directory / META_FILE).read_text()))
+
+
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights on CPU, kept apart from the training ones."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def save_best(directory: Path, weights: dict[str, torch.Tensor]) -> None:
+    torch.save(weights, directory / BEST_MODEL_FILE)
+
+
+def load_best(directory: Path) -> dict[str, torch.Tensor] | None:
+    path = directory / BEST_MODEL_FILE
+    if not path.is_file():
+        return None
+    best: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    return best

@@ -52,6 +52,11 @@ class Engine(Protocol):
 
     def load(self, directory: Path) -> ckpt.Progress: ...
 
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        """The whole model's weights, copied to CPU. Called on every rank (ZeRO-3 gathers its
+        shards: collective); rank 0's copy is the one to use."""
+        ...
+
 
 class TorchEngine:
     """DDP as kubetrain always ran it: rank 0 alone writes the (replicated) state."""
@@ -121,6 +126,9 @@ class TorchEngine:
                 "metadata.name or spec.checkpoint.storagePath"
             )
         return ckpt.load(directory, self.model, self.optimizer, self.scheduler)
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        return ckpt.cpu_state_dict(self.model)  # every rank holds all of it
 
 
 def build_engine(

@@ -6,7 +6,12 @@ Each worker fills a confusion matrix on its shard; the matrices are summed acros
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -38,3 +43,30 @@ def classification_metrics(confusion: torch.Tensor) -> dict[str, float]:
         "recall": macro(recall),
         "f1": macro(f1),
     }
+
+
+def tally(
+    predict: Callable[[Any], torch.Tensor],
+    batches: Iterable[tuple[Any, torch.Tensor]],
+    num_classes: int,
+    autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The confusion matrix and [sum of losses, samples] of `predict` (inputs to logits) over
+    `batches`: sums, so that shards can be added up (allreduce) before `scores`."""
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+    loss_sum = torch.zeros(2, dtype=torch.float64)
+    with torch.no_grad():
+        for inputs, labels in batches:
+            with autocast():
+                logits = predict(inputs)
+            labels = labels.to(logits.device)
+            loss_sum[0] += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
+            loss_sum[1] += len(labels)
+            confusion += confusion_matrix(logits.argmax(1).cpu(), labels.cpu(), num_classes)
+    return confusion, loss_sum
+
+
+def scores(confusion: torch.Tensor, loss_sum: torch.Tensor) -> dict[str, float]:
+    """Validation loss and metrics from `tally`'s sums."""
+    loss = float(loss_sum[0] / max(float(loss_sum[1]), 1.0))
+    return {"loss": loss} | classification_metrics(confusion)

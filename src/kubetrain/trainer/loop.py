@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from kubetrain.api.artifacts import plan as artifact_plan
 from kubetrain.api.report import EpochReport
-from kubetrain.api.spec import ModelName, Precision, TrainingJobSpec
+from kubetrain.api.spec import ExportSelect, ModelName, Precision, TrainingJobSpec
 from kubetrain.trainer import checkpoint as ckpt
 from kubetrain.trainer.aggregation import distributed_ready
 from kubetrain.trainer.data import Splits, load_splits, shard
@@ -32,7 +33,7 @@ from kubetrain.trainer.data.augment import augment_batch, is_enabled
 from kubetrain.trainer.data.info import InputKind
 from kubetrain.trainer.early_stopping import EarlyStopping
 from kubetrain.trainer.engine import Engine, build_engine
-from kubetrain.trainer.evaluation import classification_metrics, confusion_matrix
+from kubetrain.trainer.evaluation import scores, tally
 from kubetrain.trainer.failures import recurring_forward_error
 from kubetrain.trainer.models import Freezable, build_model
 from kubetrain.trainer.optim import penalty
@@ -100,12 +101,17 @@ class WorkerLoop:
         self._unfrozen = False
         self._augment_gen = torch.Generator().manual_seed(train.seed * 1000 + who.rank)
         self.prometheus: WorkerMetrics | None = None
+        exported = artifact_plan(spec)
+        self._keep_best = exported is not None and exported.select is ExportSelect.BEST
+        self.best_weights: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ setup
 
     def restore(self, directory: Path) -> None:
         """Load a checkpoint written by this backend; call before `start`."""
         self.progress = self.engine.load(directory)
+        if self._keep_best:
+            self.best_weights = ckpt.load_best(directory)
         if self.early_stopping is not None:
             self.early_stopping.load(self.progress.early_stopping)
 
@@ -232,25 +238,16 @@ class WorkerLoop:
             "epoch_seconds": float(slowest[0]),
         }
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Loss and metrics over the *whole* validation set (shard sums are allreduced)."""
         self.model.eval()
-        k = self.splits.info.num_classes
-        confusion = torch.zeros(k, k, dtype=torch.float64)
-        loss_sum = torch.zeros(2, dtype=torch.float64)  # [sum of losses, samples]
-        for inputs, labels in self._loader(self.val_data, False, 0):
-            inputs, labels = to_device(inputs, self.device), labels.to(self.device)
-            with self._autocast():
-                logits = self.model(inputs)
-            loss_sum[0] += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
-            loss_sum[1] += len(labels)
-            confusion += confusion_matrix(logits.argmax(1).cpu(), labels.cpu(), k)
-        confusion = all_reduce_sum(confusion)
-        loss_sum = all_reduce_sum(loss_sum)
-        return {"loss": float(loss_sum[0] / max(float(loss_sum[1]), 1.0))} | (
-            classification_metrics(confusion)
+        confusion, loss_sum = tally(
+            lambda inputs: self.model(to_device(inputs, self.device)),
+            self._loader(self.val_data, False, 0),
+            self.splits.info.num_classes,
+            self._autocast,
         )
+        return scores(all_reduce_sum(confusion), all_reduce_sum(loss_sum))
 
     # ------------------------------------------------------------------ the run
 
@@ -283,6 +280,7 @@ class WorkerLoop:
                 stop = self.early_stopping.update(val[self.early_stopping.spec.monitor[4:]])
                 self.progress.early_stopping = self.early_stopping.state()
             self.progress.stopped_early = stop
+            self._track_best(epoch, val)
             last = stop or epoch == epochs
             epoch_report = self._report(epoch, finished=last, val=val, **train_stats)
             self.progress.history.append(
@@ -307,9 +305,32 @@ class WorkerLoop:
         nothing reports no directory."""
         directory = Path(tempfile.mkdtemp(prefix="kubetrain-ckpt-"))
         if self.engine.save(directory, self.progress):
+            if self.who.rank == 0 and self.best_weights is not None:
+                ckpt.save_best(directory, self.best_weights)
             return directory
         shutil.rmtree(directory, ignore_errors=True)
         return None
+
+    # ------------------------------------------------------------------ the model to export
+
+    def _track_best(self, epoch: int, val: dict[str, float]) -> None:
+        """Keeps a copy of the weights of the epoch with the best headline metric (all of
+        kubetrain's metrics are better higher). Every rank sees the same allreduced scores, so
+        all take the copy together (ZeRO-3 gathers it)."""
+        if not self._keep_best:
+            return
+        score = val[self.spec.training.metric.value]
+        best = self.progress.best_score
+        if best is None or score > best:
+            self.best_weights = self.engine.full_state_dict()
+            self.progress.best_epoch, self.progress.best_score = epoch, score
+
+    def final_weights(self, select: ExportSelect) -> tuple[int, dict[str, torch.Tensor]]:
+        """The epoch and weights to export: the last, or the best one. Call on every rank."""
+        if select is ExportSelect.BEST and self.best_weights is not None:
+            assert self.progress.best_epoch is not None
+            return self.progress.best_epoch, self.best_weights
+        return self.progress.epoch, self.engine.full_state_dict()
 
     def _report(self, epoch: int, *, finished: bool, **measured: Any) -> EpochReport:
         return EpochReport(

@@ -8,8 +8,10 @@ from typing import Any
 import ray.train
 import ray.train.torch
 
+from kubetrain.api.artifacts import plan as artifact_plan
 from kubetrain.api.report import EpochReport
 from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.trainer.artifacts.worker import export_trained
 from kubetrain.trainer.entrypoints import EntrypointError, import_entrypoint
 from kubetrain.trainer.failures import WillRecur, recurring_setup_error
 from kubetrain.trainer.loop import WorkerIdentity, WorkerLoop
@@ -81,6 +83,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     try:
         loop.run(report)
+        exported = artifact_plan(spec)
+        if exported is not None:
+            export_trained(loop, exported)
     finally:
         if loop.prometheus is not None:
             loop.prometheus.close()

@@ -56,6 +56,7 @@ class DeepSpeedEngine:
         steps_per_epoch: int,
     ) -> None:
         deepspeed = _import_deepspeed(device)
+        self._deepspeed = deepspeed
         self.model, self.rank = model, rank
         config, conflicts = effective(spec)
         if rank == 0:
@@ -107,3 +108,11 @@ class DeepSpeedEngine:
 
     def load(self, directory: Path) -> ckpt.Progress:
         return ds_ckpt.load(self._engine, directory)
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        """ZeRO-3 holds a shard of each parameter per rank: gather them all (collective), copy,
+        and let them go again. Other stages hold whole parameters on every rank."""
+        sharded = self._engine.zero_optimization_stage() == 3
+        params = list(self.model.parameters())
+        with self._deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=sharded):
+            return ckpt.cpu_state_dict(self.model)
