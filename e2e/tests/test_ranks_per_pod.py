@@ -46,6 +46,8 @@ def test_two_pods_of_two_ranks_train_as_four_pods_of_one(
         job["spec"]["training"]["epochs"] = 2
         job["spec"]["distributed"] |= {"workers": pods, "ranksPerPod": ranks}
         job["spec"]["distributed"]["resourcesPerWorker"]["cpu"] = cpu
+        # Ray folds log lines that differ only in numbers: every rank's line must show.
+        job["spec"]["pod"]["env"] = [{"name": "RAY_DEDUP_LOGS", "value": "0"}]
         kubectl.apply(job)
         status = wait_for_phase(kubectl, name, namespace, {"Succeeded"}, timeout=600)
         assert status["worldSize"] == 4, status
