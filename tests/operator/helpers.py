@@ -17,6 +17,15 @@ from tests.conftest import job_dict
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 UID = "0b9c5a1e-0000-4000-8000-000000000001"
+# The ownerReference every object of job "t" carries.
+OWNER = {
+    "apiVersion": "kubetrain.io/v1alpha1",
+    "kind": "TrainingJob",
+    "name": "t",
+    "uid": UID,
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
 
 
 def ts(seconds: float = 0.0) -> str:

@@ -17,17 +17,9 @@ from kubetrain_operator.render import head_pod, support_objects, worker_pod
 from kubetrain_operator.render.gang import format_quantity, parse_quantity
 from kubetrain_operator.render.objects import pod_group
 from tests.operator.fake_kube import FakeKube
-from tests.operator.helpers import UID, api_job, api_job_dict, at
+from tests.operator.helpers import OWNER, api_job, api_job_dict, at
 
 SETTINGS = PodSettings()
-OWNER = {
-    "apiVersion": "kubetrain.io/v1alpha1",
-    "kind": "TrainingJob",
-    "name": "t",
-    "uid": UID,
-    "controller": True,
-    "blockOwnerDeletion": True,
-}
 METADATA = {
     "name": "t",
     "namespace": "ml",

@@ -20,21 +20,13 @@ from kubetrain_operator.render.objects import (
     network_policy,
     ray_token_secret,
 )
-from tests.operator.helpers import UID, api_job, pods
+from tests.operator.helpers import OWNER, api_job, pods
 
 SETTINGS = PodSettings()
 
 
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-OWNER = {
-    "apiVersion": "kubetrain.io/v1alpha1",
-    "kind": "TrainingJob",
-    "name": "t",
-    "uid": UID,
-    "controller": True,
-    "blockOwnerDeletion": True,
-}
 # Last in every pod, where no variable of the user's or the cluster's can undo them.
 RAY_AUTH_ENV: list[dict[str, Any]] = [
     {"name": "RAY_AUTH_MODE", "value": "token"},

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetrain.trainer import checkpoint as ckpt
+from kubetrain.trainer.failures import WillRecur
 
 STATE_DIR = "deepspeed"  # DeepSpeed's own layout lives under <checkpoint>/deepspeed/<TAG>/
 TAG = "state"  # one DeepSpeed checkpoint per Ray checkpoint, so the tag never varies
@@ -37,8 +38,17 @@ def save(engine: Any, directory: Path, progress: ckpt.Progress, rank: int) -> No
         (directory / ckpt.META_FILE).write_text(json.dumps(asdict(progress), indent=2))
 
 
-def load(engine: Any, directory: Path) -> ckpt.Progress:
+def load(engine: Any, directory: Path, *, world_size: int) -> ckpt.Progress:
     """Collective. Restores weights, every rank's optimizer partition and the LR schedule."""
+    written = len(partition_files(directory))
+    if written and written != world_size:
+        # DeepSpeed would refuse it too, but only after Ray Train's retries: each meets it again.
+        raise WillRecur(
+            f"spec.distributed: the checkpoint {directory.name} holds the ZeRO optimizer state of"
+            f" {written} ranks, and this run has {world_size} (workers x ranksPerPod); DeepSpeed"
+            f" cannot partition it anew. Resume with {written} ranks in all, or start afresh under"
+            " another metadata.name or spec.checkpoint.storagePath"
+        )
     if not state_dir(directory).is_dir():
         # Ray Train resumes the latest checkpoint of a job of the same name and storage path.
         raise FileNotFoundError(

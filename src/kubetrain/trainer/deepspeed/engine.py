@@ -107,7 +107,7 @@ class DeepSpeedEngine:
         return True  # every rank's partition goes into the checkpoint
 
     def load(self, directory: Path) -> ckpt.Progress:
-        return ds_ckpt.load(self._engine, directory)
+        return ds_ckpt.load(self._engine, directory, world_size=self._engine.dp_world_size)
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """ZeRO-3 holds a shard of each parameter per rank: gather them all (collective), copy,
