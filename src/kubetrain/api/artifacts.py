@@ -131,8 +131,9 @@ class ModelReport(BaseModel):
             text = f"{v.name} {_size(v.size_bytes)}"
             if v is not self.original:
                 text += f" ({self.smaller(v):.1f}x smaller)"
-            if v.nonzero < v.parameters:
-                text += f" {1 - v.nonzero / max(v.parameters, 1):.0%} zero"
+            zeros = 1 - v.nonzero / max(v.parameters, 1)
+            if zeros >= 0.005:  # "0% zero" would say nothing
+                text += f" {zeros:.0%} zero"
             if score is not None:
                 text += f" {self.metric_name}={score:.3f}"
             parts.append(text)
