@@ -374,3 +374,7 @@ def test_a_compressed_job_leaves_its_model_on_the_claim_and_its_report_in_status
         assert name in summary, status
     assert "50% zero" in summary, summary
     figures.record("examples.compressed-mlp.model_report", summary)
+    # Each variant measured, which the operator serves as kubetrain_model_* until deletion: the
+    # API server kept the field (a schema without it would prune it silently).
+    variants = [(v["name"], v["sizeBytes"], v["nonzero"]) for v in status.get("modelVariants", [])]
+    assert variants == [(v["name"], v["size_bytes"], v["nonzero"]) for v in report["variants"]]

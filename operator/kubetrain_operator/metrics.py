@@ -1,13 +1,16 @@
 """The operator's Prometheus metrics, counted from status transitions.
 
 Counters move when a status write changes a condition, never per reconcile, so a restarted
-operator (which finds the transitions already in status) counts nothing twice. Each `Metrics`
-owns its registry: tests get a fresh one, the entry point serves one.
+operator (which finds the transitions already in status) counts nothing twice. Gauges are read
+from each job's latest status at scrape time: the phases, and the exported model's variants
+(`status.modelVariants`, which the head pod writes once training ends and the job keeps until it
+is deleted). Each `Metrics` owns its registry: tests get a fresh one, the entry point serves one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -15,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubetrain.api import ConditionType, Phase, TrainingJobStatus
+from kubetrain.api.status import ModelVariant
 from kubetrain_operator.timestamps import parse_time
 
 # Seconds. Startup spans a pod creation on an idle control plane (< 1 s) to an image pull and a
@@ -56,6 +60,55 @@ class _PhaseCollector(Collector):
         for phase, count in counts.items():
             gauge.add_metric([phase.value], count)
         yield gauge
+
+
+@dataclass(frozen=True)
+class _ExportedModel:
+    namespace: str
+    job: str
+    variants: tuple[ModelVariant, ...]
+
+
+class _ModelCollector(Collector):
+    """`kubetrain_model_*{namespace, job, variant}`: each job's exported model and its compressed
+    variants, as its status lists them (size, parameters, latency, validation metrics)."""
+
+    def __init__(self, models: dict[str, _ExportedModel]) -> None:
+        self.models = models
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["namespace", "job", "variant"]
+        size = GaugeMetricFamily(
+            "kubetrain_model_size_bytes", "Exported model: state_dict size on disk.", labels=labels
+        )
+        parameters = GaugeMetricFamily(
+            "kubetrain_model_parameters", "Exported model: parameters.", labels=labels
+        )
+        nonzero = GaugeMetricFamily(
+            "kubetrain_model_nonzero_parameters",
+            "Exported model: parameters that are not zero.",
+            labels=labels,
+        )
+        latency = GaugeMetricFamily(
+            "kubetrain_model_latency_seconds",
+            "Exported model: seconds per validation batch on one CPU thread (median).",
+            labels=labels,
+        )
+        metric = GaugeMetricFamily(
+            "kubetrain_model_metric",
+            "Exported model: validation loss and metrics.",
+            labels=[*labels, "metric"],
+        )
+        for model in list(self.models.values()):
+            for v in model.variants:
+                key = [model.namespace, model.job, v.name]
+                size.add_metric(key, v.size_bytes)
+                parameters.add_metric(key, v.parameters)
+                nonzero.add_metric(key, v.nonzero)
+                latency.add_metric(key, v.latency_ms / 1000.0)
+                for name, value in sorted(v.metrics.items()):
+                    metric.add_metric([*key, name], value)
+        yield from (size, parameters, nonzero, latency, metric)
 
 
 class Metrics:
@@ -100,6 +153,8 @@ class Metrics:
         )
         self.phases: dict[str, Phase] = {}
         r.register(_PhaseCollector(self.phases))
+        self.models: dict[str, _ExportedModel] = {}
+        r.register(_ModelCollector(self.models))
 
     def observe(
         self,
@@ -140,6 +195,16 @@ class Metrics:
             if seconds is not None:
                 self.duration.observe(seconds)
 
+    def observe_model(
+        self, *, uid: str, namespace: str, job: str, status: TrainingJobStatus
+    ) -> None:
+        """The exported model's gauges of one job, from the variants its status lists."""
+        if status.model_variants:
+            self.models[uid] = _ExportedModel(namespace, job, tuple(status.model_variants))
+        else:
+            self.models.pop(uid, None)
+
     def forget(self, uid: str) -> None:
-        """A deleted job leaves the phase gauge."""
+        """A deleted job leaves the phase gauge and its model's gauges."""
         self.phases.pop(uid, None)
+        self.models.pop(uid, None)

@@ -300,6 +300,7 @@ class Reconciler:
             for event in events_for(old, new):
                 self._event(key, uid, event.type, event.reason, event.message)
         self.metrics.observe(uid=uid, created_at=created_at, old=old, new=new, now=self.clock())
+        self.metrics.observe_model(uid=uid, namespace=key.namespace, job=key.name, status=new)
 
     def _event(self, key: JobKey, uid: str, kind: str, reason: str, message: str) -> None:
         body = job_event(

@@ -73,6 +73,10 @@ def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
         "kubetrain_job_startup_seconds_bucket"
         in by_title["Startup time (creation to all pods Running)"]
     )
+    # Issue 21: the exported model beside its compressed variants, after the job has ended.
+    model = by_title["Model variants: size and $metric"]
+    assert "kubetrain_model_size_bytes" in model and 'metric="$metric"' in model
+    assert model.count("by (namespace, job, variant)") == 4
     variables = {v["name"] for v in DASHBOARD["templating"]["list"]}
     assert variables == {"datasource", "namespace", "job", "metric"}
     for panel in DASHBOARD["panels"]:

@@ -258,6 +258,8 @@ def test_the_service_monitor_scrapes_the_metrics_service(helm: str) -> None:
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    # The model gauges' namespace and job are the TrainingJob's, not the operator's Service's.
+    assert endpoint["honorLabels"] is True
 
 
 def test_the_pod_monitor_selects_the_workers_the_operator_creates(helm: str) -> None:

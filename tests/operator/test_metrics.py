@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
 from kubetrain.api import Condition, ConditionType, Phase, TrainingJobStatus
 from kubetrain_operator.metrics import Metrics
 from tests.operator.helpers import T0, at
@@ -80,3 +83,83 @@ def test_fresh_registries_do_not_share_counts() -> None:
     a, b = Metrics(), Metrics()
     a.created.inc()
     assert _value(b, "kubetrain_jobs_created_total") == 0
+
+
+# --------------------------------------------------------------------------- the exported model
+
+VARIANTS = [
+    {"name": "original", "sizeBytes": 400_000, "parameters": 1000, "nonzero": 1000,
+     "latencyMs": 2.5, "metrics": {"accuracy": 0.9666, "loss": 0.1}},
+    {"name": "dynamic-int8", "sizeBytes": 100_000, "parameters": 1000, "nonzero": 990,
+     "latencyMs": 1.25, "metrics": {"accuracy": 0.9638, "loss": 0.12}},
+]  # fmt: skip
+
+
+def _status(variants: list[dict[str, object]] | None) -> TrainingJobStatus:
+    """A job's status as the operator reads it, once the head pod wrote the model's variants."""
+    return TrainingJobStatus.model_validate({"phase": "Succeeded", "modelVariants": variants})
+
+
+def _model_series(m: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The kubetrain_model_* series of a scrape, parsed as Prometheus reads the text."""
+    text = generate_latest(m.registry).decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith("kubetrain_model_")
+    }
+
+
+def _series(
+    name: str, value: float, **labels: str
+) -> tuple[tuple[str, frozenset[tuple[str, str]]], float]:
+    return (name, frozenset(labels.items())), value
+
+
+def test_a_jobs_exported_variants_are_gauges_by_namespace_job_and_variant() -> None:
+    m = Metrics()
+    m.observe_model(uid="u1", namespace="team-a", job="mnist", status=_status(VARIANTS))
+    o = {"namespace": "team-a", "job": "mnist", "variant": "original"}
+    q = {"namespace": "team-a", "job": "mnist", "variant": "dynamic-int8"}
+    assert _model_series(m) == dict(
+        [
+            _series("kubetrain_model_size_bytes", 400_000, **o),
+            _series("kubetrain_model_size_bytes", 100_000, **q),
+            _series("kubetrain_model_parameters", 1000, **o),
+            _series("kubetrain_model_parameters", 1000, **q),
+            _series("kubetrain_model_nonzero_parameters", 1000, **o),
+            _series("kubetrain_model_nonzero_parameters", 990, **q),
+            _series("kubetrain_model_latency_seconds", 0.0025, **o),
+            _series("kubetrain_model_latency_seconds", 0.00125, **q),
+            _series("kubetrain_model_metric", 0.9666, **o, metric="accuracy"),
+            _series("kubetrain_model_metric", 0.1, **o, metric="loss"),
+            _series("kubetrain_model_metric", 0.9638, **q, metric="accuracy"),
+            _series("kubetrain_model_metric", 0.12, **q, metric="loss"),
+        ]
+    )
+
+
+def test_a_deleted_jobs_model_series_are_gone_and_other_jobs_stay() -> None:
+    m = Metrics()
+    m.observe_model(uid="u1", namespace="team-a", job="mnist", status=_status(VARIANTS))
+    m.observe_model(uid="u2", namespace="team-b", job="mnist", status=_status(VARIANTS[:1]))
+    jobs = {(dict(labels)["namespace"], dict(labels)["job"]) for _, labels in _model_series(m)}
+    assert jobs == {("team-a", "mnist"), ("team-b", "mnist")}
+    m.forget("u1")
+    left = _model_series(m)
+    assert {dict(labels)["namespace"] for _, labels in left} == {"team-b"}
+    assert left[_series("kubetrain_model_size_bytes", 0, namespace="team-b", job="mnist",
+                        variant="original")[0]] == 400_000  # fmt: skip
+    m.forget("u2")
+    assert _model_series(m) == {}
+
+
+def test_a_status_without_variants_serves_none_for_that_job() -> None:
+    # A job without spec.export, or whose training has not ended yet.
+    m = Metrics()
+    m.observe_model(uid="u1", namespace="ml", job="t", status=_status(None))
+    assert _model_series(m) == {}
+    m.observe_model(uid="u1", namespace="ml", job="t", status=_status(VARIANTS))
+    m.observe_model(uid="u1", namespace="ml", job="t", status=_status(None))
+    assert _model_series(m) == {}

@@ -9,11 +9,13 @@ from typing import Any, cast
 
 import pytest
 
+from kubetrain.api.status import ProgressStatus
 from kubetrain_operator.config import OperatorConfig
 from kubetrain_operator.decide import Action
 from kubetrain_operator.kube import Kube
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.reconcile import JobKey, Outcome, Reconciler
+from tests.api.test_artifacts import REPORT
 from tests.mistakes import mistake_params
 from tests.operator.fake_kube import FakeKube, merge
 from tests.operator.helpers import api_job_dict, at
@@ -263,6 +265,29 @@ def test_driver_progress_is_never_overwritten(kube: FakeKube) -> None:
     settle(r)
     status = job(kube)["status"]
     assert (status["epoch"], status["progress"], status["loss"]) == (4, "4/10", 0.3)
+
+
+def test_the_exported_models_gauges_last_from_the_heads_status_until_the_job_is_deleted(
+    kube: FakeKube,
+) -> None:
+    r = reconciler(kube)
+    settle(r)
+    run_all(kube)
+    settle(r)
+    # The head's last patch, then its exit: the workers' metrics servers are gone by now.
+    merge(job(kube), {"status": ProgressStatus(model_variants=REPORT.status_variants()).patch()})
+    set_pod(kube, "t-head", phase="Succeeded")
+    settle(r)
+    assert job(kube)["status"]["phase"] == "Succeeded"
+    original = {"namespace": "ml", "job": "t", "variant": "original"}
+    pruned = {"namespace": "ml", "job": "t", "variant": "pruned-50", "metric": "accuracy"}
+    registry = r.metrics.registry
+    assert registry.get_sample_value("kubetrain_model_size_bytes", original) == 400_000
+    assert registry.get_sample_value("kubetrain_model_metric", pruned) == 0.9721
+    settle(r)  # later passes (the TTL's, a restarted operator's) keep them
+    assert registry.get_sample_value("kubetrain_model_size_bytes", original) == 400_000
+    r.forget(job(kube)["metadata"]["uid"])  # the job's DELETED event
+    assert registry.get_sample_value("kubetrain_model_size_bytes", original) is None
 
 
 def test_failure_writes_status_then_deletes_running_pods(kube: FakeKube) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from kubetrain.api.report import EpochReport
-from kubetrain.api.status import ProgressStatus, field_names
+from kubetrain.api.status import ProgressStatus, TrainingJobStatus, field_names
 from kubetrain.pods.head import final_status
 from kubetrain.pods.status_sink import StatusSink, progress_status
 from kubetrain.runner.reports import EpochUpdate
@@ -80,5 +82,24 @@ def test_every_field_the_driver_writes_is_in_the_crd() -> None:
 def test_the_head_writes_where_the_model_is_and_its_summary_and_nulls_nothing() -> None:
     final = final_status(None, REPORT)
     assert final is not None
-    assert final.patch() == {"exportedModel": "/runs/job/model", "modelReport": REPORT.summary()}
+    patch = final.patch()
+    assert patch.pop("modelVariants")  # below
+    assert patch == {"exportedModel": "/runs/job/model", "modelReport": REPORT.summary()}
     assert final_status(None, None) is None
+
+
+def test_the_heads_final_patch_carries_each_variant_measured_for_the_operators_gauges() -> None:
+    final = final_status("s3://c", REPORT)
+    assert final is not None
+    variants = final.patch()["modelVariants"]
+    assert variants == [
+        {"name": "original", "sizeBytes": 400_000, "parameters": 1000, "nonzero": 1000,
+         "latencyMs": 0.5, "metrics": {"accuracy": 0.9666, "loss": 0.1}},
+        {"name": "dynamic-int8", "sizeBytes": 100_000, "parameters": 1000, "nonzero": 990,
+         "latencyMs": 0.5, "metrics": {"accuracy": 0.9638, "loss": 0.1}},
+        {"name": "pruned-50", "sizeBytes": 400_000, "parameters": 1000, "nonzero": 500,
+         "latencyMs": 0.5, "metrics": {"accuracy": 0.9721, "loss": 0.1}},
+    ]  # fmt: skip
+    # What the operator reads back from the job's status is what the head wrote.
+    read = TrainingJobStatus.model_validate(json.loads(json.dumps(final.patch())))
+    assert read.model_variants == final.model_variants

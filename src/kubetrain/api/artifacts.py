@@ -4,7 +4,8 @@ and the before/after report, typed.
 The plan is pure and decided once from the spec; the torch work lives in
 `kubetrain.trainer.artifacts`. The report crosses processes like the epoch report: the rank-0
 worker writes it as `report.json` beside the exported files, the driver reads it back into the
-run's result, the console prints its table and the head pod patches its summary into status.
+run's result, the console prints its table, and the head pod patches its summary and each
+variant's measures into status (which the operator serves as `kubetrain_model_*` gauges).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kubetrain.api.spec import (
     Quantization,
     TrainingJobSpec,
 )
+from kubetrain.api.status import ModelVariant
 
 EXPORT_DIR = "model"  # <storagePath>/<job name>/model/
 REPORT_FILE = "report.json"
@@ -138,6 +140,10 @@ class ModelReport(BaseModel):
                 text += f" {self.metric_name}={score:.3f}"
             parts.append(text)
         return "; ".join(parts)
+
+    def status_variants(self) -> list[ModelVariant]:
+        """Each model's measures for the job's status, from which the operator serves gauges."""
+        return [ModelVariant.model_validate(v.model_dump()) for v in self.variants]  # no paths
 
     def table(self) -> list[str]:
         """The before/after table, one line per model, as `kubetrain run` prints it."""

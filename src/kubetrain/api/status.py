@@ -101,6 +101,21 @@ class WorkerFailureStreak(StatusModel):
     count: int = Field(1, description="Replacements in the streak so far.")
 
 
+class ModelVariant(StatusModel):
+    """One exported model, measured: the original or a compressed variant (a report's row)."""
+
+    name: str = Field(description="original, dynamic-int8, static-int8, pruned-50, ...")
+    size_bytes: int = Field(description="Its state_dict on disk (model.pt).")
+    parameters: int = Field(description="Weights and biases, as the float model has them.")
+    nonzero: int = Field(description="Parameters that are not zero.")
+    latency_ms: float = Field(
+        description="Milliseconds per validation batch on one CPU thread (median)."
+    )
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Validation loss and metrics, as the job's."
+    )
+
+
 class OperatorStatus(StatusModel):
     """The fields the operator writes. A status patch from the operator carries only these."""
 
@@ -144,6 +159,10 @@ class ProgressStatus(StatusModel):
     model_report: str | None = Field(
         None,
         description="The exported model beside its compressed variants: size, sparsity, metric.",
+    )
+    model_variants: list[ModelVariant] | None = Field(
+        None,
+        description="The exported model and its compressed variants, measured (original first).",
     )
 
     def patch(self) -> dict[str, object]:

@@ -134,10 +134,15 @@ def run_head(
 
 def final_status(checkpoint: str | None, report: ModelReport | None) -> ProgressStatus | None:
     """What the head writes once training succeeded: the last checkpoint and the exported
-    model. Only the fields known are set (a merge patch's null would delete a field)."""
-    final: dict[str, str] = {"checkpoint": checkpoint} if checkpoint else {}
+    model (where it is, its summary, and each variant's measures for the operator's gauges).
+    Only the fields known are set (a merge patch's null would delete a field)."""
+    final: dict[str, object] = {"checkpoint": checkpoint} if checkpoint else {}
     if report is not None:
-        final |= {"exported_model": report.directory, "model_report": report.summary()}
+        final |= {
+            "exported_model": report.directory,
+            "model_report": report.summary(),
+            "model_variants": report.status_variants(),
+        }
     return ProgressStatus.model_validate(final) if final else None
 
 

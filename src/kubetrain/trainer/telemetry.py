@@ -7,8 +7,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from kubetrain.api.artifacts import ModelReport
-
 log = logging.getLogger(__name__)
 
 _LABELS = ("job", "namespace", "rank")
@@ -48,21 +46,6 @@ class WorkerMetrics:
         )
         self.world_size = gauge("kubetrain_world_size", "Number of data-parallel workers.")
         self.learning_rate = gauge("kubetrain_learning_rate", "Current learning rate.")
-        # The exported model and its compressed variants (spec.compression), once trained.
-        variant = ("variant",)
-        self.model_size = gauge("kubetrain_model_size_bytes", "State_dict size on disk.", variant)
-        self.model_parameters = gauge(
-            "kubetrain_model_parameters", "Parameters of the exported model.", variant
-        )
-        self.model_nonzero = gauge(
-            "kubetrain_model_nonzero_parameters", "Parameters that are not zero.", variant
-        )
-        self.model_latency = gauge(
-            "kubetrain_model_latency_seconds", "CPU seconds per validation batch.", variant
-        )
-        self.model_metric = gauge(
-            "kubetrain_model_metric", "Validation metric of the model.", (*variant, "metric")
-        )
         self.metric_name = metric_name
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> bool:
@@ -100,13 +83,3 @@ class WorkerMetrics:
             self.val_metric.labels(**lb, metric=name).set(val[name])
         self.samples_per_second.labels(**lb).set(samples_per_second)
         self.world_size.labels(**lb).set(world_size)
-
-    def record_model(self, report: ModelReport) -> None:
-        for v in report.variants:
-            lb = self._labels | {"variant": v.name}
-            self.model_size.labels(**lb).set(v.size_bytes)
-            self.model_parameters.labels(**lb).set(v.parameters)
-            self.model_nonzero.labels(**lb).set(v.nonzero)
-            self.model_latency.labels(**lb).set(v.latency_ms / 1000.0)
-            for name, value in v.metrics.items():
-                self.model_metric.labels(**lb, metric=name).set(value)

@@ -39,6 +39,6 @@ def export_trained(loop: WorkerLoop, plan: ArtifactPlan) -> ModelReport | None:
             directory=storage.uri(target), device=loop.device,
         )  # fmt: skip
         storage.put_directory(Path(tmp), target)
-    if loop.prometheus is not None:
-        loop.prometheus.record_model(report)
+    # No gauges here: this worker's metrics server closes when training ends; the head writes
+    # the report into status, where the operator serves it (kubetrain_model_*) until deletion.
     return report
