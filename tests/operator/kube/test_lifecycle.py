@@ -164,8 +164,11 @@ def test_a_dead_worker_is_replaced(jobs: Jobs, kubelet: Kubelet) -> None:
         "a new rep-worker-1",
         lambda: (p := jobs.pods("rep").get("rep-worker-1")) and p["metadata"]["uid"] != old and p,
     )
-    assert jobs.status("rep")["workerRestarts"] == 1
-    assert jobs.status("rep")["phase"] == "Restarting"
+    # The replacement pod is created before the status that counts it is written.
+    status = wait_for(
+        "the replacement counted", lambda: (s := jobs.status("rep")).get("workerRestarts") and s
+    )
+    assert status["workerRestarts"] == 1 and status["phase"] == "Restarting"
     kubelet.run(fresh["metadata"]["name"])
     jobs.wait_phase("rep", "Running")
     assert jobs.status("rep")["restarts"] == 0
