@@ -129,6 +129,10 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     if on_gpu:
         torch.cuda.set_device(device)
         torch.cuda.reset_peak_memory_stats(device)
+    else:
+        # One intra-op thread, as kubetrain's CPU workers have: on a small shared machine
+        # OpenMP's spinning threads made some runs' steps 10-20x slower than others.
+        torch.set_num_threads(1)
     # A world of one, as Ray Train would set up for one worker: DeepSpeed joins this group.
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", LOCAL_RANK="0",
