@@ -1,5 +1,8 @@
-"""DDP on a CUDA GPU through Ray Train: NCCL, bf16 autocast, and a checkpoint written from GPU
-tensors that a second run resumes. CI has no GPU: these skip there."""
+"""DDP on CUDA GPUs through Ray Train: NCCL, bf16 autocast, and a checkpoint written from GPU
+tensors that a second run resumes. CI has no GPU: the `cuda` case skips there, and its CPU twin
+(`gpu_twin`: the same job on CPU, gloo, bf16 autocast on CPU) runs instead, so the test and
+scripts/gpu-check.sh, which runs `-m gpu` on a lent GPU machine and `-m gpu_twin` elsewhere,
+do not rot."""
 
 from __future__ import annotations
 
@@ -15,42 +18,55 @@ from tests.conftest import named_job
 from tests.integration.conftest import RecordingSink
 from tests.integration.gpu_probe import PROBE_FILE
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+pytestmark = pytest.mark.slow
+
+# One worker per GPU present (NCCL refuses two ranks on one GPU), two on CPU.
+DEVICES = [
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ],
+    ),
+    pytest.param("cpu", marks=pytest.mark.gpu_twin),
 ]
 
 
-def _gpu_job(tmp_path: Path, epochs: int) -> TrainingJob:
+def _job(device: str, tmp_path: Path, epochs: int) -> TrainingJob:
+    on_gpu = device == "cuda"
+    workers = torch.cuda.device_count() if on_gpu else 2
     return named_job(
-        "gpu",
+        f"{device}-probe",
         model={"name": "custom", "entrypoint": "tests.integration.gpu_probe:build"},
         training={"epochs": epochs, "precision": "bf16", "seed": 0,
                   "optimizer": {"name": "adam", "lr": 0.002}},
-        distributed={"workers": 1, "resourcesPerWorker": {"cpu": "1", "gpu": 1}},
+        distributed={"workers": workers,
+                     "resourcesPerWorker": {"cpu": "1", "gpu": 1 if on_gpu else 0}},
         checkpoint={"storagePath": str(tmp_path), "everyEpochs": 1},
     )  # fmt: skip
 
 
-def test_ddp_on_a_gpu_trains_over_nccl_in_bf16_and_resumes(
-    ray_cluster: None, sink: RecordingSink, tmp_path: Path
+@pytest.mark.parametrize("device", DEVICES)
+def test_ddp_trains_over_the_devices_backend_in_bf16_and_resumes(
+    ray_cluster: None, sink: RecordingSink, tmp_path: Path, device: str
 ) -> None:
-    result = run_job(_gpu_job(tmp_path, epochs=4), sink)
+    result = run_job(_job(device, tmp_path, epochs=4), sink)
     assert result.status == "succeeded" and [r.epoch for r in sink.epochs] == [1, 2, 3, 4]
     probe = json.loads((tmp_path / PROBE_FILE).read_text())
     assert probe == {
-        "backend": "nccl",
-        "param_device": "cuda",
-        "input_device": "cuda",
+        "backend": "nccl" if device == "cuda" else "gloo",
+        "param_device": device,
+        "input_device": device,
         "autocast": True,
         "output_dtype": "torch.bfloat16",
     }
-    assert sink.epochs[-1].val["accuracy"] > 0.85, "digits' MLP learns on the GPU too"
+    assert sink.epochs[-1].val["accuracy"] > 0.85, "digits' MLP learns in bf16"
 
-    # The same job again with more epochs: it loads the GPU-written checkpoint and goes on.
+    # The same job again with more epochs: it loads the checkpoint written from the device's
+    # tensors and goes on.
     again = RecordingSink()
-    assert run_job(_gpu_job(tmp_path, epochs=6), again).status == "succeeded"
+    assert run_job(_job(device, tmp_path, epochs=6), again).status == "succeeded"
     assert [r.epoch for r in again.epochs] == [5, 6]
     before, after = (s.epochs[-1].val["accuracy"] for s in (sink, again))
     assert after >= before - 0.05, "it resumed the trained weights, not fresh ones"
