@@ -28,6 +28,7 @@ from kubetrain.api.mirrors import (
     IMDB_FILE,
     MNIST_FILES,
 )
+from kubetrain.trainer import say
 from kubetrain.trainer.data import downloads, load_splits
 from kubetrain.trainer.data.cifar import parse_batch
 from kubetrain.trainer.data.downloads import ChecksumMismatch, DownloadError, fetch
@@ -302,7 +303,7 @@ def test_progress_lines_for_a_slow_download(
     monkeypatch.setattr(downloads, "PROGRESS_EVERY_S", 0.0)
     monkeypatch.setattr(downloads, "CHUNK", 64 * 1024)
     monkeypatch.setenv(DATASETS_MIRROR, str(mirror_dir))
-    monkeypatch.setattr(downloads.log, "hasHandlers", lambda: False)  # as in a Ray worker
+    monkeypatch.setattr(say.log, "hasHandlers", lambda: False)  # as in a Ray worker
     fetch(CIFAR10_FILE, tmp_path, "x")
     err = capsys.readouterr().err
     assert f"kubetrain: fetching {CIFAR10_FILE.name} from {mirror_dir}" in err
