@@ -85,7 +85,9 @@ def test_zero3_bf16_offload_trains_and_checkpoints_a_whole_model(
     ray_cluster: None, sink: RecordingSink, tmp_path: Path
 ) -> None:
     """Everything at once: ZeRO-3 partitions the weights too, bf16, optimizer offload, Adam with
-    warmup and clipping; evaluation and the gathered model.pt still see whole weights."""
+    warmup and clipping; evaluation, the gathered model.pt and the exported model (which ZeRO-3
+    must consolidate, and which must trace although ZeRO-3 replaced torch's linear) see whole
+    weights."""
     job = make_job(
         training={
             "epochs": 2,
@@ -100,6 +102,7 @@ def test_zero3_bf16_offload_trains_and_checkpoints_a_whole_model(
             "deepspeed": {"zeroStage": 3, "offload": "cpu"},
         },
         checkpoint={"storagePath": str(tmp_path)},
+        export={"select": "last"},
     )
     result = run_job(job, sink)
     assert result.status == "succeeded" and [r.epoch for r in sink.epochs] == [1, 2]
@@ -114,6 +117,15 @@ def test_zero3_bf16_offload_trains_and_checkpoints_a_whole_model(
     assert weights_shards == [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in (0, 1)]
     weights = torch.load(checkpoint / "model.pt")
     assert weights["net.1.weight"].shape == (128, 784), "whole weights, not a partition"
+    report = result.model_report
+    assert report is not None and report.original.loadable == "model.torchscript.pt"
+    exported = Path(report.directory, "original")
+    assert torch.load(exported / "model.pt")["net.1.weight"].shape == (128, 784)
+    traced = torch.jit.load(str(exported / "model.torchscript.pt"))
+    assert traced(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    # The exported weights score what the last epoch scored (fp32 here, bf16 in training).
+    last = sink.epochs[-1].val["accuracy"]
+    assert report.original.metrics["accuracy"] == pytest.approx(last, abs=0.02)
 
 
 # On a GPU, DeepSpeed's own FusedAdam (compiled on first use with nvcc and ninja); its CPU twin

@@ -29,6 +29,7 @@ from kubetrain.api.spec import ExportFormat, ModelName, Quantization, TrainingJo
 from kubetrain.trainer.artifacts import compress, measure
 from kubetrain.trainer.artifacts.export import write_loadable, write_state_dict
 from kubetrain.trainer.data import Splits
+from kubetrain.trainer.deepspeed.functional import torch_linear
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,20 @@ def make_artifacts(
 ) -> ModelReport:
     """Writes the exported model and its variants under `out` (one folder each) with
     `report.json`, and returns the report. `directory`: where `out` will be copied for users."""
+    with torch_linear():  # after ZeRO-3, torch's linear again: the models must trace
+        return _make_artifacts(plan, spec, trained, splits, out, directory=directory, device=device)
+
+
+def _make_artifacts(
+    plan: ArtifactPlan,
+    spec: TrainingJobSpec,
+    trained: Trained,
+    splits: Splits,
+    out: Path,
+    *,
+    directory: str,
+    device: torch.device,
+) -> ModelReport:
     bench = _Bench(spec, splits, plan, out)
     original = trained.model.cpu().eval()
     variants = [bench.measure(ORIGINAL, original, original)]
