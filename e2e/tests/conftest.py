@@ -140,6 +140,10 @@ def _install_chart(kubectl: Kubectl) -> Operator:
     if find_helm() is None:
         pytest.fail("helm is not installed: scripts/get-helm.sh puts one in .venv/bin")
     t0 = time.monotonic()
+    # As charts/kubetrain/README.md tells users: Helm installs crds/ once and never upgrades
+    # them, so a cluster that had an older chart keeps an older schema (which prunes new status
+    # fields) unless they are applied. --validate=false: see the Helm flags below.
+    kubectl.run("apply", "--validate=false", "-f", str(CHART / "crds"))
     helm(
         kubectl, "upgrade", "--install", RELEASE, str(CHART),
         "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
