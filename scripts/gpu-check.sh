@@ -63,8 +63,10 @@ EOF
 # cel-python, which the GPU image lacks and these tests do not need.
 marker=gpu_twin
 if [[ $mode == cuda ]]; then marker=gpu; fi
-mapfile -t files < <(grep -rlw --include='test_*.py' 'pytest.mark.gpu' tests | sort)
-((${#files[@]})) || { echo "no test file marks a test pytest.mark.gpu" >&2; exit 1; }
+# (A test is a gpu test by pytest.mark.gpu, or by tests/integration/conftest.py's
+# GPU_AND_ITS_CPU_TWIN, which carries that mark and its CPU twin's.)
+mapfile -t files < <(grep -rlwE --include='test_*.py' 'pytest.mark.gpu|GPU_AND_ITS_CPU_TWIN' tests | sort)
+((${#files[@]})) || { echo "no test file holds a gpu test (pytest.mark.gpu)" >&2; exit 1; }
 per_test=()  # pytest-timeout, where installed (the GPU image has it), loads itself: no -p
 if "$py" -c 'import pytest_timeout' 2>/dev/null; then per_test=(--timeout 150); fi
 

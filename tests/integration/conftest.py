@@ -6,9 +6,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from kubetrain.api.report import EpochReport
 from kubetrain.runner import EpochUpdate, LocalCluster, WorkerFailure, start_ray
+
+# A GPU test's two cases: on a CUDA GPU (skipped without one), and its CPU twin, which runs
+# everywhere so the GPU test's code never rots (scripts/gpu-check.sh runs either).
+GPU_AND_ITS_CPU_TWIN = [
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ],
+    ),
+    pytest.param("cpu", marks=pytest.mark.gpu_twin),
+]
 
 
 @pytest.fixture(scope="session")

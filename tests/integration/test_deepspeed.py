@@ -18,7 +18,7 @@ from kubetrain.runner import run_job
 from kubetrain.trainer.deepspeed.checkpoint import partition_files, state_dir
 from tests.conftest import make_job, named_job
 from tests.integration import crashy
-from tests.integration.conftest import RecordingSink
+from tests.integration.conftest import GPU_AND_ITS_CPU_TWIN, RecordingSink
 from tests.integration.test_gradient_aggregation import _params_after
 
 pytestmark = pytest.mark.slow
@@ -130,19 +130,7 @@ def test_zero3_bf16_offload_trains_and_checkpoints_a_whole_model(
 
 # On a GPU, DeepSpeed's own FusedAdam (compiled on first use with nvcc and ninja); its CPU twin
 # (scripts/gpu-check.sh without a GPU) takes torch's Adam over gloo.
-@pytest.mark.parametrize(
-    "device",
-    [
-        pytest.param(
-            "cuda",
-            marks=[
-                pytest.mark.gpu,
-                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-            ],
-        ),
-        pytest.param("cpu", marks=pytest.mark.gpu_twin),
-    ],
-)
+@pytest.mark.parametrize("device", GPU_AND_ITS_CPU_TWIN)
 def test_zero2_bf16_on_one_device(
     ray_cluster: None, sink: RecordingSink, tmp_path: Path, device: str
 ) -> None:

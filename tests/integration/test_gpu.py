@@ -15,39 +15,29 @@ import torch
 from kubetrain.api import TrainingJob
 from kubetrain.runner import run_job
 from tests.conftest import named_job
-from tests.integration.conftest import RecordingSink
+from tests.integration.conftest import GPU_AND_ITS_CPU_TWIN, RecordingSink
 from tests.integration.gpu_probe import PROBE_FILE
 
 pytestmark = pytest.mark.slow
 
-# One worker per GPU present (NCCL refuses two ranks on one GPU), two on CPU.
-DEVICES = [
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.gpu,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-        ],
-    ),
-    pytest.param("cpu", marks=pytest.mark.gpu_twin),
-]
-
 
 def _job(device: str, tmp_path: Path, epochs: int) -> TrainingJob:
-    on_gpu = device == "cuda"
-    workers = torch.cuda.device_count() if on_gpu else 2
+    """One worker asking for every GPU present: one rank per GPU (ranksPerPod's default; NCCL
+    refuses two ranks on one GPU). Its CPU twin: two CPU ranks in the one worker."""
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    resources = {"cpu": "1", "gpu": gpus}
     return named_job(
         f"{device}-probe",
         model={"name": "custom", "entrypoint": "tests.integration.gpu_probe:build"},
         training={"epochs": epochs, "precision": "bf16", "seed": 0,
                   "optimizer": {"name": "adam", "lr": 0.002}},
-        distributed={"workers": workers,
-                     "resourcesPerWorker": {"cpu": "1", "gpu": 1 if on_gpu else 0}},
+        distributed={"workers": 1, "resourcesPerWorker": resources,
+                     **({} if gpus else {"ranksPerPod": 2})},
         checkpoint={"storagePath": str(tmp_path), "everyEpochs": 1},
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", GPU_AND_ITS_CPU_TWIN)
 def test_ddp_trains_over_the_devices_backend_in_bf16_and_resumes(
     ray_cluster: None, sink: RecordingSink, tmp_path: Path, device: str
 ) -> None:

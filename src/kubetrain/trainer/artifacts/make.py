@@ -107,49 +107,36 @@ def make_artifacts(
 ) -> ModelReport:
     """Writes the exported model and its variants under `out` (one folder each) with
     `report.json`, and returns the report. `directory`: where `out` will be copied for users."""
-    with torch_linear():  # after ZeRO-3, torch's linear again: the models must trace
-        return _make_artifacts(plan, spec, trained, splits, out, directory=directory, device=device)
-
-
-def _make_artifacts(
-    plan: ArtifactPlan,
-    spec: TrainingJobSpec,
-    trained: Trained,
-    splits: Splits,
-    out: Path,
-    *,
-    directory: str,
-    device: torch.device,
-) -> ModelReport:
-    bench = _Bench(spec, splits, plan, out)
-    original = trained.model.cpu().eval()
-    variants = [bench.measure(ORIGINAL, original, original)]
-    for mode in plan.compression.quantization:
-        if mode is Quantization.DYNAMIC:
-            quantized = compress.dynamic_int8(original)
-        else:
-            calibration = bench.inputs(plan.compression.calibration_batches)
-            quantized = compress.static_int8(original, calibration)
-        variants.append(bench.measure(quantized_name(mode), quantized, original))
-    pruning = plan.compression.pruning
-    if pruning is not None:
-        pruned = compress.magnitude_prune(original, pruning.sparsity)
-        if pruning.fine_tune_epochs:
-            pruned = _fine_tuned(pruned, pruning.fine_tune_epochs, spec, splits, device)
-        variants.append(
-            bench.measure(pruned_name(pruning.sparsity), compress.finalize(pruned), original)
+    with torch_linear():  # after ZeRO-3, torch's own linear again: the models must trace
+        bench = _Bench(spec, splits, plan, out)
+        original = trained.model.cpu().eval()
+        variants = [bench.measure(ORIGINAL, original, original)]
+        for mode in plan.compression.quantization:
+            if mode is Quantization.DYNAMIC:
+                quantized = compress.dynamic_int8(original)
+            else:
+                calibration = bench.inputs(plan.compression.calibration_batches)
+                quantized = compress.static_int8(original, calibration)
+            variants.append(bench.measure(quantized_name(mode), quantized, original))
+        pruning = plan.compression.pruning
+        if pruning is not None:
+            pruned = compress.magnitude_prune(original, pruning.sparsity)
+            if pruning.fine_tune_epochs:
+                pruned = _fine_tuned(pruned, pruning.fine_tune_epochs, spec, splits, device)
+            variants.append(
+                bench.measure(pruned_name(pruning.sparsity), compress.finalize(pruned), original)
+            )
+        report = ModelReport(
+            directory=directory,
+            select=plan.select,
+            format=plan.format,
+            epoch=trained.epoch,
+            metric_name=spec.training.metric.value,
+            batch_size=spec.dataset.batch_size,
+            variants=variants,
         )
-    report = ModelReport(
-        directory=directory,
-        select=plan.select,
-        format=plan.format,
-        epoch=trained.epoch,
-        metric_name=spec.training.metric.value,
-        batch_size=spec.dataset.batch_size,
-        variants=variants,
-    )
-    (out / REPORT_FILE).write_text(report.model_dump_json(indent=2))
-    return report
+        (out / REPORT_FILE).write_text(report.model_dump_json(indent=2))
+        return report
 
 
 def _fine_tuned(
