@@ -8,13 +8,13 @@ from typing import Any, cast
 import pytest
 
 from kubetrain.api import parse_job
+from kubetrain.api.quantities import format_quantity, parse_quantity
 from kubetrain_operator.config import OperatorConfig, PodSettings
 from kubetrain_operator.decide import Action
 from kubetrain_operator.kube import Kube
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.reconcile import JobKey, Reconciler
 from kubetrain_operator.render import head_pod, support_objects, worker_pod
-from kubetrain_operator.render.gang import format_quantity, parse_quantity
 from kubetrain_operator.render.objects import pod_group
 from tests.operator.fake_kube import FakeKube
 from tests.operator.helpers import OWNER, api_job, api_job_dict, at

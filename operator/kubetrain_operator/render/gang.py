@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from kubetrain.api import GangScheduler, TrainingJob
+from kubetrain.api.quantities import format_quantity, parse_quantity
 from kubetrain_operator.kubeobj import Obj
 from kubetrain_operator.render.names import LABEL_KUEUE_QUEUE
 
@@ -136,39 +137,6 @@ def pod_group(job: TrainingJob, metadata: Obj, pods: list[tuple[Obj, int]]) -> O
     elif scheduling.schedule_timeout_seconds is not None:
         spec["scheduleTimeoutSeconds"] = scheduling.schedule_timeout_seconds
     return {"apiVersion": api.api_version, "kind": "PodGroup", "metadata": metadata, "spec": spec}
-
-
-# --------------------------------------------------------------------------- quantities
-
-_SUFFIXES: dict[str, Fraction] = {
-    "m": Fraction(1, 1000),
-    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
-    "P": Fraction(10**15), "E": Fraction(10**18),
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50), "Ei": Fraction(2**60),
-}  # fmt: skip
-_WHOLE = ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki", "E", "P", "T", "G", "M", "k")
-
-
-def parse_quantity(quantity: str) -> Fraction:
-    """A Kubernetes quantity (`500m`, `2Gi`, `1.5`, `10G`) as an exact number."""
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if quantity.endswith(suffix):
-            return Fraction(quantity[: -len(suffix)]) * _SUFFIXES[suffix]
-    return Fraction(quantity)
-
-
-def format_quantity(value: Fraction) -> str:
-    """The shortest exact spelling: `6Gi`, `3`, `10G`, `2500m`."""
-    if value.denominator != 1:
-        return f"{value * 1000}m" if (value * 1000).denominator == 1 else str(float(value))
-    whole = int(value)
-    spellings = [str(whole)] + [
-        f"{whole // unit}{suffix}"
-        for suffix in _WHOLE
-        if whole >= (unit := int(_SUFFIXES[suffix])) and whole % unit == 0
-    ]
-    return min(spellings, key=len)  # the first of the shortest: plain, then binary, then SI
 
 
 def total_requests(pods: list[tuple[Obj, int]]) -> dict[str, str]:
