@@ -85,22 +85,16 @@ def plan(spec: TrainingJobSpec) -> ArtifactPlan | None:
 # --------------------------------------------------------------------------- the report
 
 
-class VariantReport(BaseModel):
-    """One model, measured: the original or a compressed variant."""
+class VariantReport(ModelVariant):
+    """One model, measured (the status's row), and where its files are."""
 
     model_config = ConfigDict(frozen=True)
 
-    name: str = Field(description="original, dynamic-int8, static-int8, pruned-50, ...")
     path: str = Field(description="Its folder under the export directory.")
     loadable: str | None = Field(
         None, description="Its file or folder that loads without kubetrain (None: model.pt only)."
     )
-    size_bytes: int = Field(description="Its state_dict on disk (model.pt).")
-    parameters: int = Field(description="Weights and biases, counted as the float model has them.")
-    nonzero: int = Field(description="Parameters that are not zero.")
-    latency_ms: float = Field(
-        description="Milliseconds per validation batch on one CPU thread (median)."
-    )
+    # Always measured in a report (the status's row may leave it out).
     metrics: dict[str, float] = Field(description="Validation loss and metrics, as the job's.")
 
 
